@@ -1,0 +1,49 @@
+"""xnor_keras: XNOR-Net (Rastegari et al., 2016) binary networks in Keras, on larq.
+
+Importing this package makes sure legacy Keras 2 (``tf_keras``) backs ``tf.keras``,
+which larq and larq-compute-engine need: it sets ``TF_USE_LEGACY_KERAS=1`` before
+TensorFlow resolves ``tf.keras``, and refuses to load if Keras 3 is already active.
+
+Example:
+
+>>> import xnor_keras
+>>> import tensorflow as tf
+>>> layer = xnor_keras.layers.XnorConv2D(8, 3, padding="same")
+>>> layer(tf.zeros((1, 6, 6, 4))).shape
+TensorShape([1, 6, 6, 8])
+"""
+
+import os
+import sys
+
+_LEGACY_KERAS_HINT = (
+    "xnor_keras needs legacy Keras 2 (tf-keras), as larq and larq-compute-engine do: "
+    "import xnor_keras before tensorflow, or export TF_USE_LEGACY_KERAS=1 before "
+    "starting Python."
+)
+
+
+def _ensure_legacy_keras():
+    value = os.environ.get("TF_USE_LEGACY_KERAS")
+    if value is not None and value.strip().lower() not in ("1", "true"):
+        raise ImportError(
+            f"{_LEGACY_KERAS_HINT} Received: TF_USE_LEGACY_KERAS={value!r}"
+        )
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    if "keras" in sys.modules and "tf_keras" not in sys.modules:
+        # Keras 3 was imported, and TensorFlow's lazy `tf.keras` may already point at it.
+        import tensorflow as tf
+
+        if not tf.keras.__name__.startswith("tf_keras"):
+            raise ImportError(
+                f"TensorFlow was already imported with Keras 3 as tf.keras. "
+                f"{_LEGACY_KERAS_HINT}"
+            )
+
+
+_ensure_legacy_keras()
+
+from xnor_keras import blocks, layers, quantizers, scaling  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["blocks", "layers", "quantizers", "scaling"]

@@ -1,0 +1,273 @@
+"""XNOR-Net quantizers in larq's two forms: a function with a custom gradient and a
+serializable `larq.quantizers.Quantizer` class.
+
+| function          | class            | forward                         | backward                             |
+|-------------------|------------------|---------------------------------|--------------------------------------|
+| `xnor_weight`     | `XnorWeight`     | α·sign(W), α by eq. 6           | g·(1/n + α·1{abs(W) ≤ 1}) or clipped STE |
+| `binary_input`    | `BinaryInput`    | sign(x)                         | g·1{abs(x) ≤ 1}                      |
+| `kbit`            | `KBit`           | q_k(clip(x, -1, 1))             | g·1{abs(x) ≤ 1}                      |
+| `binary_gradient` | `BinaryGradient` | x                               | max_i abs(g_i)·sign(g)               |
+
+sign(0) = +1 everywhere (`larq.math.sign`), which larq-compute-engine needs to
+recognise binarized tensors. Every class is registered as a Keras custom object under
+its class name and a snake_case alias, so ``kernel_quantizer="xnor_weight"`` resolves
+and saved models load without a ``custom_object_scope``.
+"""
+
+import tensorflow as tf
+from larq import math as lq_math
+from larq.quantizers import Quantizer
+
+from xnor_keras.scaling import mean_abs_alpha
+
+__all__ = [
+    "xnor_weight",
+    "binary_input",
+    "kbit",
+    "binary_gradient",
+    "XnorWeight",
+    "BinaryInput",
+    "KBit",
+    "BinaryGradient",
+    "WEIGHT_GRADIENTS",
+]
+
+WEIGHT_GRADIENTS = ("paper", "ste")
+
+
+def _register(alias):
+    """Registers a class under its own name and a snake_case alias."""
+
+    def decorator(cls):
+        custom_objects = tf.keras.utils.get_custom_objects()
+        custom_objects[cls.__name__] = cls
+        custom_objects[alias] = cls
+        return cls
+
+    return decorator
+
+
+def _clipped(x, dy):
+    """The clipped straight-through gradient: dy where |x| ≤ 1, else 0."""
+    return tf.where(tf.abs(x) <= 1.0, dy, tf.zeros_like(dy))
+
+
+def _check_weight_gradient(gradient):
+    if gradient not in WEIGHT_GRADIENTS:
+        raise ValueError(
+            f"gradient must be one of {WEIGHT_GRADIENTS}. Received: gradient={gradient!r}"
+        )
+
+
+def _check_bits(k):
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an integer >= 1. Received: k={k!r}")
+
+
+def xnor_weight(w: tf.Tensor, *, gradient: str = "paper") -> tf.Tensor:
+    r"""Binary weights with the optimal per-filter scale: W̃ = α·sign(W) (eqs. 4-6).
+
+    α = mean|W| over every axis but the last (`xnor_keras.scaling.mean_abs_alpha`,
+    eq. 6). Every output value is exactly +α_c or -α_c, so larq-compute-engine folds
+    α into the binary convolution's output multiplier.
+
+    Backward (§3.1, "Training Binary-Weights-Networks"), with n elements per filter:
+
+    \\[ \frac{\partial C}{\partial W_i} = \frac{\partial C}{\partial \widetilde{W}_i}
+        \left(\frac{1}{n} + \alpha \, 1_{|W_i| \le 1}\right) \\]
+
+    ``gradient="ste"`` uses the clipped straight-through estimator
+    ∂C/∂W_i = ∂C/∂W̃_i·1{|W_i| ≤ 1} instead.
+
+    Example:
+
+    >>> xnor_weight(tf.constant([[1.0, -2.0], [-3.0, 0.0]])).numpy()
+    array([[ 2., -1.],
+           [-2.,  1.]], dtype=float32)
+    """
+    _check_weight_gradient(gradient)
+
+    @tf.custom_gradient
+    def _call(w):
+        alpha = mean_abs_alpha(w)
+
+        def grad(dy):
+            if gradient == "ste":
+                return _clipped(w, dy)
+            n = tf.cast(tf.size(w) // tf.shape(w)[-1], dy.dtype)
+            inside = tf.cast(tf.abs(w) <= 1.0, dy.dtype)
+            return dy * (1.0 / n + alpha * inside)
+
+        return alpha * lq_math.sign(w), grad
+
+    return _call(w)
+
+
+def binary_input(x: tf.Tensor) -> tf.Tensor:
+    r"""Binarizes activations: H = sign(x) (eq. 9), clipped straight-through gradient.
+
+    \\[ q(x) = \operatorname{sign}(x), \qquad
+        \frac{\partial q}{\partial x} = 1_{|x| \le 1} \\]
+
+    Example:
+
+    >>> binary_input(tf.constant([-0.5, 0.0, 2.0])).numpy()
+    array([-1.,  1.,  1.], dtype=float32)
+    """
+
+    @tf.custom_gradient
+    def _call(x):
+        def grad(dy):
+            return _clipped(x, dy)
+
+        return lq_math.sign(x), grad
+
+    return _call(x)
+
+
+def kbit(x: tf.Tensor, *, k: int) -> tf.Tensor:
+    r"""The k-bit quantizer q_k of §4.2's ablations, with a straight-through gradient.
+
+    \\[ q_k(x) = 2\left(\frac{\operatorname{round}\left((2^k - 1)\frac{x + 1}{2}\right)}
+        {2^k - 1} - \frac{1}{2}\right), \quad x \in [-1, 1] \\]
+
+    x is clipped to [-1, 1] first, giving 2^k evenly spaced levels from -1 to +1;
+    the gradient is g·1{|x| ≤ 1} (the clip's own derivative). ``round`` rounds half to
+    even, so k = 1 is a binarization with levels {-1, +1} that differs from sign only
+    at x = 0, where q_1(0) = -1 (sign(0) = +1) — use `binary_input` for true sign.
+
+    Example:
+
+    >>> kbit(tf.constant([-1.0, -0.2, 0.4, 3.0]), k=2).numpy()
+    array([-1.       , -0.3333333,  0.3333333,  1.       ], dtype=float32)
+    """
+    _check_bits(k)
+    levels = float(2**k - 1)
+
+    @tf.custom_gradient
+    def _call(x):
+        def grad(dy):
+            return _clipped(x, dy)
+
+        clipped = tf.clip_by_value(x, -1.0, 1.0)
+        return 2.0 * (tf.round(levels * (clipped + 1.0) / 2.0) / levels - 0.5), grad
+
+    return _call(x)
+
+
+@tf.custom_gradient
+def binary_gradient(x: tf.Tensor) -> tf.Tensor:
+    r"""Identity forward; binarizes the gradient flowing back (§3.2, "Binary Gradient").
+
+    \\[ g \mapsto \max_i |g_i| \cdot \operatorname{sign}(g) \\]
+
+    The scale is the largest |g_i| over the whole gradient tensor, which preserves
+    the maximum change in all dimensions; sign(0) = 0 here so that exactly-zero
+    gradients (e.g. behind a ReLU) stay zero.
+
+    Example:
+
+    >>> x = tf.constant([1.0, 2.0, 3.0])
+    >>> with tf.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = tf.reduce_sum(binary_gradient(x) * tf.constant([0.5, -2.0, 0.0]))
+    >>> tape.gradient(y, x).numpy()
+    array([ 2., -2.,  0.], dtype=float32)
+    """
+
+    def grad(dy):
+        return tf.reduce_max(tf.abs(dy)) * tf.sign(dy)
+
+    return tf.identity(x), grad
+
+
+class _XnorQuantizer(Quantizer):
+    """Shared plumbing: a larq `Quantizer` that applies ``self._fn``."""
+
+    def call(self, inputs):
+        return self._fn(inputs)
+
+
+@_register("xnor_weight")
+class XnorWeight(_XnorQuantizer):
+    r"""Weight quantizer W̃ = α·sign(W), α = mean|W| per output filter (eq. 6).
+
+    See `xnor_weight` for the forward and backward math. ``gradient`` is ``"paper"``
+    (the paper's 1/n + α·1{|W| ≤ 1} rule) or ``"ste"`` (clipped straight-through).
+
+    Example:
+
+    >>> import larq as lq
+    >>> layer = lq.layers.QuantDense(4, kernel_quantizer="xnor_weight")
+    >>> layer(tf.ones((1, 3))).shape
+    TensorShape([1, 4])
+    """
+
+    precision = 1
+
+    def __init__(self, *, gradient: str = "paper", **kwargs):
+        _check_weight_gradient(gradient)
+        self.gradient = gradient
+        super().__init__(**kwargs)
+
+    def _fn(self, inputs):
+        return xnor_weight(inputs, gradient=self.gradient)
+
+    def get_config(self):
+        return {**super().get_config(), "gradient": self.gradient}
+
+
+@_register("binary_input")
+class BinaryInput(_XnorQuantizer):
+    r"""Activation quantizer sign(x) with the clipped straight-through gradient.
+
+    See `binary_input`. Example:
+
+    >>> BinaryInput()(tf.constant([-0.5, 0.0])).numpy()
+    array([-1.,  1.], dtype=float32)
+    """
+
+    precision = 1
+
+    def _fn(self, inputs):
+        return binary_input(inputs)
+
+
+@_register("k_bit")
+class KBit(_XnorQuantizer):
+    r"""The k-bit quantizer q_k on inputs clipped to [-1, 1] (see `kbit`).
+
+    ``k`` is keyword-only and at least 1; ``precision`` is k. Example:
+
+    >>> KBit(k=2)(tf.constant([-0.2, 0.4])).numpy()
+    array([-0.3333333,  0.3333333], dtype=float32)
+    """
+
+    def __init__(self, *, k: int = 2, **kwargs):
+        _check_bits(k)
+        self.k = k
+        self.precision = k
+        super().__init__(**kwargs)
+
+    def _fn(self, inputs):
+        return kbit(inputs, k=self.k)
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
+@_register("binary_gradient")
+class BinaryGradient(_XnorQuantizer):
+    r"""Identity forward, binarized gradient max_i|g_i|·sign(g) backward (§3.2).
+
+    See `binary_gradient`. It quantizes gradients, not values, so ``precision`` is
+    None (the forward values keep their precision). Example:
+
+    >>> BinaryGradient()(tf.constant([1.5])).numpy()
+    array([1.5], dtype=float32)
+    """
+
+    precision = None
+
+    def _fn(self, inputs):
+        return binary_gradient(inputs)
