@@ -29,17 +29,16 @@ def _ensure_legacy_keras():
         raise ImportError(
             f"{_LEGACY_KERAS_HINT} Received: TF_USE_LEGACY_KERAS={value!r}"
         )
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    if "keras" in sys.modules and "tf_keras" not in sys.modules:
-        # Keras 3 was imported, and TensorFlow's lazy `tf.keras` may already point at it.
-        import tensorflow as tf
-
-        if not tf.keras.__name__.startswith("tf_keras"):
+    if value is None:
+        # TensorFlow picks the Keras behind `tensorflow.keras` when it is first
+        # imported; after that, setting the variable no longer helps larq.
+        early = [name for name in ("tensorflow", "keras") if name in sys.modules]
+        if early:
             raise ImportError(
-                f"TensorFlow was already imported with Keras 3 as tf.keras. "
-                f"{_LEGACY_KERAS_HINT}"
+                f"Keras 3 is active: {' and '.join(early)} was imported before xnor_keras "
+                f"without TF_USE_LEGACY_KERAS=1. {_LEGACY_KERAS_HINT}"
             )
-
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 _ensure_legacy_keras()
 

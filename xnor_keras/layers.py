@@ -138,20 +138,39 @@ class _BinaryLayer:
     quantized operands) and ``_input_scale(inputs)`` (K or β from the raw inputs).
     """
 
-    def _set_options(self, *, alpha, weight_gradient, binary_gradient, weight_bits,
-                     input_scaling, input_bits, binary_inputs):
-        _check_bool("binary_gradient", binary_gradient)
-        _check_bool("input_scaling", input_scaling)
-        kernel_quantizer = _kernel_quantizer(alpha, weight_gradient, weight_bits)
-        self.alpha = alpha
-        self.weight_gradient = weight_gradient
-        self.binary_gradient = binary_gradient
-        self.weight_bits = weight_bits
-        self.input_scaling = input_scaling
-        self.input_bits = input_bits
-        self._binary_inputs = binary_inputs
-        input_quantizer = _input_quantizer(input_bits) if binary_inputs else None
-        return {"input_quantizer": input_quantizer, "kernel_quantizer": kernel_quantizer}
+    _binary_inputs = False  # XNOR layers binarize (or k-bit quantize) their inputs
+    _OPTIONS = ("alpha", "weight_gradient", "binary_gradient", "weight_bits",
+                "input_scaling", "input_bits")
+
+    def _setup(self, init_locals):
+        """Validates the options and initializes the larq layer from ``locals()``.
+
+        Everything in the constructor's locals that is not an option (or ``self``,
+        ``kwargs``) is an argument of the mirrored Keras layer.
+        """
+        keras_args = {k: v for k, v in init_locals.items()
+                      if k not in (*self._OPTIONS, "self", "kwargs", "__class__")}
+        self.alpha = init_locals["alpha"]
+        self.weight_gradient = init_locals["weight_gradient"]
+        self.binary_gradient = init_locals["binary_gradient"]
+        self.weight_bits = init_locals["weight_bits"]
+        self.input_scaling = init_locals.get("input_scaling", False)
+        self.input_bits = init_locals.get("input_bits")
+        _check_bool("binary_gradient", self.binary_gradient)
+        _check_bool("input_scaling", self.input_scaling)
+        kernel_quantizer = _kernel_quantizer(self.alpha, self.weight_gradient,
+                                             self.weight_bits)
+        input_quantizer = _input_quantizer(self.input_bits) if self._binary_inputs else None
+        self._validate(keras_args)
+        with _no_starved_weights_warning(kernel_quantizer):
+            self._larq_class.__init__(
+                self, **keras_args, input_quantizer=input_quantizer,
+                kernel_quantizer=kernel_quantizer, **self._larq_extra,
+                **init_locals["kwargs"],
+            )
+
+    def _validate(self, keras_args):
+        """Checks of the Keras arguments that a subclass needs beyond Keras' own."""
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -194,20 +213,19 @@ class _BinaryLayer:
 
 
 class _BinaryConv2D(_BinaryLayer, lq.layers.QuantConv2D):
-    def _init_conv(self, options, args, kwargs):
-        if args["data_format"] not in (None, "channels_last"):
+    _larq_class = lq.layers.QuantConv2D
+    _larq_extra = {"pad_values": 0.0}  # zero padding after binarization, as Conv2D
+
+    def _validate(self, keras_args):
+        if keras_args["data_format"] not in (None, "channels_last"):
             raise ValueError(
                 "xnor_keras layers support channels_last only. "
-                f"Received: data_format={args['data_format']!r}"
+                f"Received: data_format={keras_args['data_format']!r}"
             )
-        if self.input_scaling and args["groups"] != 1:
+        if self.input_scaling and keras_args["groups"] != 1:
             raise ValueError(
                 "input_scaling (K of eq. 11) is defined for ungrouped convolutions; pass "
-                f"input_scaling=False for groups > 1. Received: groups={args['groups']}"
-            )
-        with _no_starved_weights_warning(options["kernel_quantizer"]):
-            lq.layers.QuantConv2D.__init__(
-                self, **args, **options, pad_values=0.0, **kwargs
+                f"input_scaling=False for groups > 1. Received: groups={keras_args['groups']}"
             )
 
     def _product(self, x, kernel):
@@ -224,9 +242,8 @@ class _BinaryConv2D(_BinaryLayer, lq.layers.QuantConv2D):
 
 
 class _BinaryDense(_BinaryLayer, lq.layers.QuantDense):
-    def _init_dense(self, options, args, kwargs):
-        with _no_starved_weights_warning(options["kernel_quantizer"]):
-            lq.layers.QuantDense.__init__(self, **args, **options, **kwargs)
+    _larq_class = lq.layers.QuantDense
+    _larq_extra = {}
 
     def _product(self, x, kernel):
         if x.shape.rank == 2:
@@ -262,16 +279,7 @@ class BinaryWeightConv2D(_BinaryConv2D):
                  kernel_constraint=None, bias_constraint=None, *, alpha="mean_abs",
                  weight_gradient=None, binary_gradient=False, weight_bits=None,
                  **kwargs):
-        args = dict(locals())
-        for name in ("self", "kwargs", "__class__", "alpha", "weight_gradient",
-                     "binary_gradient", "weight_bits"):
-            args.pop(name, None)
-        options = self._set_options(
-            alpha=alpha, weight_gradient=weight_gradient,
-            binary_gradient=binary_gradient, weight_bits=weight_bits,
-            input_scaling=False, input_bits=None, binary_inputs=False,
-        )
-        self._init_conv(options, args, kwargs)
+        self._setup(locals())
 
 
 @_register
@@ -291,6 +299,8 @@ class XnorConv2D(_BinaryConv2D):
     TensorShape([2, 4, 4, 16])
     """
 
+    _binary_inputs = True
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  data_format=None, dilation_rate=(1, 1), groups=1, activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform",
@@ -299,16 +309,7 @@ class XnorConv2D(_BinaryConv2D):
                  kernel_constraint=None, bias_constraint=None, *, alpha="mean_abs",
                  input_scaling=True, weight_gradient=None, binary_gradient=False,
                  weight_bits=None, input_bits=None, **kwargs):
-        args = dict(locals())
-        for name in ("self", "kwargs", "__class__", "alpha", "input_scaling",
-                     "weight_gradient", "binary_gradient", "weight_bits", "input_bits"):
-            args.pop(name, None)
-        options = self._set_options(
-            alpha=alpha, weight_gradient=weight_gradient,
-            binary_gradient=binary_gradient, weight_bits=weight_bits,
-            input_scaling=input_scaling, input_bits=input_bits, binary_inputs=True,
-        )
-        self._init_conv(options, args, kwargs)
+        self._setup(locals())
 
 
 @_register
@@ -330,16 +331,7 @@ class BinaryWeightDense(_BinaryDense):
                  activity_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, *, alpha="mean_abs", weight_gradient=None,
                  binary_gradient=False, weight_bits=None, **kwargs):
-        args = dict(locals())
-        for name in ("self", "kwargs", "__class__", "alpha", "weight_gradient",
-                     "binary_gradient", "weight_bits"):
-            args.pop(name, None)
-        options = self._set_options(
-            alpha=alpha, weight_gradient=weight_gradient,
-            binary_gradient=binary_gradient, weight_bits=weight_bits,
-            input_scaling=False, input_bits=None, binary_inputs=False,
-        )
-        self._init_dense(options, args, kwargs)
+        self._setup(locals())
 
 
 @_register
@@ -356,6 +348,8 @@ class XnorDense(_BinaryDense):
     TensorShape([4, 10])
     """
 
+    _binary_inputs = True
+
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None,
@@ -363,13 +357,4 @@ class XnorDense(_BinaryDense):
                  bias_constraint=None, *, alpha="mean_abs", input_scaling=True,
                  weight_gradient=None, binary_gradient=False, weight_bits=None,
                  input_bits=None, **kwargs):
-        args = dict(locals())
-        for name in ("self", "kwargs", "__class__", "alpha", "input_scaling",
-                     "weight_gradient", "binary_gradient", "weight_bits", "input_bits"):
-            args.pop(name, None)
-        options = self._set_options(
-            alpha=alpha, weight_gradient=weight_gradient,
-            binary_gradient=binary_gradient, weight_bits=weight_bits,
-            input_scaling=input_scaling, input_bits=input_bits, binary_inputs=True,
-        )
-        self._init_dense(options, args, kwargs)
+        self._setup(locals())
