@@ -3,7 +3,6 @@ import pytest
 import tensorflow as tf
 
 from xnor_keras import layers as xl
-from xnor_keras import quantizers as xq
 from xnor_keras.blocks import binary_block
 from tests import reference as ref
 
@@ -14,10 +13,11 @@ def _layer_types(model):
 
 def test_bacp_order_and_output(rng):
     x = tf.keras.Input((8, 8, 4))
-    model = tf.keras.Model(x, binary_block(x, 6, 3, order="bacp", pool="max", relu=True))
+    conv = xl.XnorConv2D(6, 3, padding="same", use_bias=False)
+    y = binary_block(x, conv, order="bacp", pool=tf.keras.layers.MaxPool2D(), relu=True)
+    model = tf.keras.Model(x, y)
     assert _layer_types(model) == ["BatchNormalization", "XnorConv2D", "ReLU", "MaxPooling2D"]
     data = rng.normal(size=(2, 8, 8, 4)).astype(np.float32)
-    conv = model.layers[2]
     # Inference-mode BN with fresh statistics is x / sqrt(1 + eps).
     normalized = data / np.sqrt(1.0 + model.layers[1].epsilon)
     conv_out = np.maximum(ref.xnor_conv(normalized, conv.kernel.numpy(), padding="same"), 0)
@@ -27,31 +27,27 @@ def test_bacp_order_and_output(rng):
 
 def test_cbap_pools_binary_values(rng):
     x = tf.keras.Input((8, 8, 4))
-    model = tf.keras.Model(x, binary_block(x, 6, 3, order="cbap", pool="max"))
+    y = binary_block(x, xl.XnorConv2D(6, 3), order="cbap", pool=tf.keras.layers.MaxPool2D())
+    model = tf.keras.Model(x, y)
     assert _layer_types(model) == ["XnorConv2D", "BatchNormalization", "BinaryInput",
                                    "MaxPooling2D"]
     out = model(rng.normal(size=(2, 8, 8, 4)).astype(np.float32), training=False).numpy()
     assert set(np.unique(out)) <= {-1.0, 1.0}
 
 
-def test_block_passes_options_and_names(rng):
-    x = tf.keras.Input((8, 8, 4))
-    y = binary_block(x, 6, 3, conv=xl.BinaryWeightConv2D, alpha="learned", strides=2,
-                     pool="avg", name="b1")
-    model = tf.keras.Model(x, y)
-    conv = model.get_layer("b1_conv")
-    assert isinstance(conv, xl.BinaryWeightConv2D) and conv.alpha == "learned"
-    assert model.output_shape == (None, 2, 2, 6)
+def test_cbap_relu_is_the_standard_float_block():
+    x = tf.keras.Input((8,))
+    model = tf.keras.Model(x, binary_block(x, tf.keras.layers.Dense(4), order="cbap",
+                                           activation="relu", name="fc"))
+    assert _layer_types(model) == ["Dense", "BatchNormalization", "ReLU"]
+    assert model.get_layer("fc_bn") is model.layers[2]
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"order": "abcp"}, "Received: order='abcp'"),
-    ({"pool": "min"}, "Received: pool='min'"),
+    ({"activation": "tanh"}, "Received: activation='tanh'"),
+    ({"order": "cbap", "relu": True}, "Received: relu=True, order='cbap'"),
 ])
 def test_block_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        binary_block(tf.keras.Input((8, 8, 4)), 6, 3, **kwargs)
-
-
-def test_binary_input_layer_is_a_quantizer():
-    assert xq.BinaryInput.precision == 1
+        binary_block(tf.keras.Input((8, 8, 4)), xl.XnorConv2D(6, 3), **kwargs)
