@@ -133,17 +133,20 @@ def cifar_net(policy, input_shape=(32, 32, 3), num_classes=10):
 def fashion_net(policy, input_shape=(28, 28, 1), num_classes=10):
     """The offline default: a small network for 28×28 grayscale images.
 
-    A full-precision 3×3 stem, three binarizable 3×3 blocks (two with 2×2 max-pooling),
-    a binarizable 256-unit fully-connected block and a full-precision classifier.
+    A full-precision 3×3 stem with 2×2 max-pooling, three binarizable 3×3 blocks
+    (64 filters at 14×14, then 128 and 128 at 7×7, each size ending in 2×2
+    max-pooling), a binarizable 256-unit
+    fully-connected block and a full-precision classifier: 15 M MACs, sized so that a
+    2-core CPU trains an epoch of Fashion-MNIST in about 3 minutes.
     """
     x = inputs = tf.keras.Input(input_shape)
     x = float_block(x, L.Conv2D(32, 3, padding="same", use_bias=False, name="conv1"),
-                    name="conv1")
+                    pool=L.MaxPool2D(2, name="pool1"), name="conv1")
     x = policy.block(x, policy.conv(64, 3, name="conv2"),
                      pool=L.MaxPool2D(2, name="pool2"), name="conv2")
-    x = policy.block(x, policy.conv(128, 3, name="conv3"),
-                     pool=L.MaxPool2D(2, name="pool3"), name="conv3")
-    x = policy.block(x, policy.conv(128, 3, name="conv4"), name="conv4")
+    x = policy.block(x, policy.conv(128, 3, name="conv3"), name="conv3")
+    x = policy.block(x, policy.conv(128, 3, name="conv4"),
+                     pool=L.MaxPool2D(2, name="pool4"), name="conv4")
     x = L.Flatten(name="flatten")(x)
     x = policy.block(x, policy.dense(256, name="fc5"), name="fc5")
     return tf.keras.Model(inputs, classifier(x, num_classes), name=f"fashion_{policy.precision}")

@@ -1,0 +1,112 @@
+"""Reproduces the paper's Table 1 and Table 3 comparisons on Fashion-MNIST.
+
+Trains the default network (`fashion_net`) with the default recipe in every precision
+(FP, BWN, BC, XNOR, BNN: the analogue of Table 1) and the XNOR/BWN ablations of Table 3
+and §4.2 (α by eq. 6 vs a learned scale; B-A-C-P vs C-B-A-P; with and without the input
+scaling K; with and without the binary gradient), then writes a Markdown table and the
+top-1 curves of every run.
+
+    python benchmarks/reproduce.py --output_dir=runs/reproduce            # everything
+    python benchmarks/reproduce.py --runs=fp,bwn,xnor --epochs=3          # a subset, shorter
+
+Each run resumes where it stopped, and finished runs are not retrained, so the
+script can be interrupted and restarted. It is a benchmark, not a test: a full run
+takes several hours on a 2-core CPU.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+
+from xnor_keras.training import TrainConfig, read_history, train
+
+FLAGS = flags.FLAGS
+# name -> (precision, ablation options, what it shows)
+RUNS = {
+    "fp": ("fp", {}, "Table 1: full precision"),
+    "bwn": ("bwn", {}, "Table 1: BWN (α by eq. 6)"),
+    "bc": ("bc", {}, "Table 1: BinaryConnect"),
+    "xnor": ("xnor", {}, "Table 1: XNOR-Net (B-A-C-P, K, α by eq. 6)"),
+    "bnn": ("bnn", {}, "Table 1: BinaryNet"),
+    "bwn_learned_alpha": ("bwn", {"alpha": "learned"}, "Table 3a: α as a separate layer"),
+    "xnor_cbap": ("xnor", {"block_order": "cbap"}, "Table 3b: C-B-A-P block"),
+    "xnor_no_k": ("xnor", {"input_scaling": False}, "§4.2: removing β (no K)"),
+    "xnor_binary_gradient": ("xnor", {"binary_gradient": True}, "§4.2: binary gradient"),
+}
+flags.DEFINE_list("runs", list(RUNS), f"Which runs, of: {', '.join(RUNS)}.")
+flags.DEFINE_string("output_dir", "runs/reproduce", "One sub-directory per run goes here.")
+flags.DEFINE_integer("epochs", None, "Epochs per run (default: the recipe's).")
+flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's).")
+
+
+def _table(results):
+    lines = ["| run | what | precision | test top-1 (%) | Δ vs FP (points) | epochs | minutes |",
+             "|---|---|---|---|---|---|---|"]
+    fp = results.get("fp", {}).get("top1")
+    for name, r in results.items():
+        delta = f"{100 * (r['top1'] - fp):+.2f}" if fp is not None else "n/a"
+        lines.append(f"| {name} | {RUNS[name][2]} | {RUNS[name][0]} | {100 * r['top1']:.2f} | "
+                     f"{delta} | {r['epochs']} | {r['minutes']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, r in results.items():
+        rows = read_history(r["history"])
+        epochs = [row["epoch"] for row in rows]
+        line, = ax.plot(epochs, [100 * row["val_top1"] for row in rows], "-", label=name)
+        ax.plot(epochs, [100 * row["top1"] for row in rows], "--", color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("top-1 accuracy (%) — solid: test, dashed: train")
+    ax.set_title("fashion_net on Fashion-MNIST")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=100)
+    os.replace(path + ".tmp.png", path)
+
+
+def main(argv):
+    del argv
+    unknown = [r for r in FLAGS.runs if r not in RUNS]
+    if unknown:
+        print(f"reproduce: error: unknown runs {unknown}; choose from {list(RUNS)}", file=sys.stderr)
+        return 2
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    results = {}
+    for name in FLAGS.runs:
+        precision, options, _ = RUNS[name]
+        out = os.path.join(FLAGS.output_dir, name)
+        metrics_path = os.path.join(out, "metrics.json")
+        timing_path = os.path.join(out, "minutes.json")
+        if not os.path.exists(metrics_path):
+            print(f"reproduce: training {name}", flush=True)
+            start = time.time()
+            train(TrainConfig(model="fashion_net", precision=precision, output_dir=out,
+                              epochs=FLAGS.epochs, data_dir=FLAGS.data_dir, **options))
+            with open(timing_path, "w") as f:
+                json.dump({"minutes": (time.time() - start) / 60}, f)
+        with open(metrics_path) as f:
+            metrics = json.load(f)
+        minutes = json.load(open(timing_path))["minutes"] if os.path.exists(timing_path) else float("nan")
+        results[name] = {"top1": metrics["test"]["top1"], "epochs": metrics["epochs"],
+                         "minutes": minutes, "history": os.path.join(out, "history.csv")}
+    table = _table(results)
+    with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
+        f.write(table)
+    _plot(results, os.path.join(FLAGS.output_dir, "curves.png"))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,68 @@
+"""`xnor-train`: train a zoo model with the paper's recipe (see `xnor_keras.training`).
+
+    xnor-train --model=fashion_net --precision=xnor --output_dir=runs/xnor
+    xnor-train --model=resnet18 --precision=bwn --data_dir=~/tensorflow_datasets
+    xnor-train --model=fashion_net --precision=xnor --noinput_scaling --block_order=cbap
+
+Run the same command again after an interruption to resume from the last epoch.
+"""
+
+import sys
+
+from absl import app, flags
+
+from xnor_keras import models
+from xnor_keras.blocks import BLOCK_ORDERS
+from xnor_keras.layers import ALPHA_MODES
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("model", "fashion_net", list(models.ARCHITECTURES), "Zoo architecture.")
+flags.DEFINE_enum("precision", "xnor", list(models.PRECISIONS), "fp, bwn, xnor, bc or bnn.")
+flags.DEFINE_string("dataset", None, "Data set (default: the architecture's).")
+flags.DEFINE_string("data_dir", None, "Directory with the data (TFDS data_dir or IDX files).")
+flags.DEFINE_string("output_dir", "runs/default", "Where checkpoints, logs and the model go.")
+flags.DEFINE_integer("epochs", None, "Epochs (default: the recipe's).")
+flags.DEFINE_integer("batch_size", None, "Batch size (default: the recipe's).")
+flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Default: SGD for fp/bwn/bc, Adam for xnor/bnn.")
+flags.DEFINE_float("learning_rate", None, "Starting learning rate (default: the recipe's).")
+flags.DEFINE_enum("schedule", None, ["step", "poly", "constant"], "Learning-rate schedule.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_integer("train_limit", None, "Use only the first N training examples.")
+flags.DEFINE_integer("eval_limit", None, "Use only the first N test examples.")
+flags.DEFINE_enum("alpha", None, list(ALPHA_MODES), "Weight scale: eq. 6, learned, or none.")
+flags.DEFINE_enum("block_order", None, list(BLOCK_ORDERS), "B-A-C-P (paper) or C-B-A-P.")
+flags.DEFINE_boolean("input_scaling", None, "Use K / β (eqs. 10-11).")
+flags.DEFINE_boolean("binary_gradient", None, "Binarize gradients (§3.2).")
+flags.DEFINE_integer("weight_bits", None, "k-bit weights instead of binary.")
+flags.DEFINE_integer("input_bits", None, "k-bit inputs instead of binary.")
+flags.DEFINE_enum("weight_gradient", None, ["paper", "ste"], "Weight gradient rule.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from xnor_keras import data
+    from xnor_keras.training import TrainConfig, train
+
+    names = ("model", "precision", "dataset", "data_dir", "output_dir", "epochs",
+             "batch_size", "optimizer", "learning_rate", "schedule", "seed", "train_limit",
+             "eval_limit", "alpha", "block_order", "input_scaling", "binary_gradient",
+             "weight_bits", "input_bits", "weight_gradient")
+    config = TrainConfig(**{name: FLAGS[name].value for name in names})
+    try:
+        result = train(config)
+    except (ValueError, data.DataUnavailableError) as error:
+        print(f"xnor-train: error: {error}", file=sys.stderr)
+        return 2
+    test = result["test"]
+    print(f"xnor-train: test top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
+          f"model {result['model_path']}")
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
