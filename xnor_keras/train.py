@@ -9,7 +9,7 @@ Run the same command again after an interruption to resume from the last epoch.
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from xnor_keras import models
 from xnor_keras.blocks import BLOCK_ORDERS
@@ -41,6 +41,7 @@ flags.DEFINE_enum("weight_gradient", None, ["paper", "ste"], "Weight gradient ru
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # keep TensorFlow's checkpoint chatter out
     from xnor_keras import data
     from xnor_keras.training import TrainConfig, train
 

@@ -28,7 +28,6 @@ Example (a few steps on the offline Fashion-MNIST data):
 import csv
 import dataclasses
 import json
-import math
 import os
 import sys
 import tempfile
@@ -162,7 +161,7 @@ def learning_rate(config, epoch):
         return config.learning_rate * (1.0 - epoch / config.epochs) ** recipe.power
     # Milestones are in the recipe's epochs; scale them to a shortened or longer run.
     scale = config.epochs / recipe.epochs
-    passed = sum(epoch >= math.floor(m * scale) for m in recipe.milestones)
+    passed = sum(epoch >= round(m * scale) for m in recipe.milestones)
     return config.learning_rate * recipe.decay**passed
 
 
@@ -230,6 +229,7 @@ def plot_curves(history_path, png_path, title=""):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = read_history(history_path)
     epochs = [r["epoch"] for r in rows]
@@ -240,6 +240,7 @@ def plot_curves(history_path, png_path, title=""):
             if values:
                 ax.plot(epochs[: len(values)], values, style, marker="o", label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{label} accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend()
