@@ -70,7 +70,7 @@ RECIPES = {
                         source="§4.2 GoogLeNet variant: 80 epochs, batch 128, lr 0.1, poly decay β=4"),
     "cifar_net": Recipe(100, 128, 0.05, 1e-3, "step", (50, 75), 0.1,
                         source="ours, in the spirit of BinaryConnect/BinaryNet's CIFAR-10 runs"),
-    "fashion_net": Recipe(12, 128, 0.05, 2e-3, "step", (8, 11), 0.1,
+    "fashion_net": Recipe(8, 128, 0.05, 2e-3, "step", (5, 7), 0.1,
                           source="ours: the offline default"),
 }
 
