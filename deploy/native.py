@@ -1,0 +1,313 @@
+"""This project's C++ binary kernels, run inside stock TensorFlow's ``tf.lite`` interpreter.
+
+``native/`` implements larq-compute-engine's custom ops (``LceQuantize``,
+``LceDequantize``, ``LceBconv2d``, ``LceBMaxPool2d``) with the same numerics as LCE's
+own interpreter, on 64-bit words with AVX2 (x86-64) or NEON (ARM64) and a portable
+C++ fallback chosen at run time. The library is a TFLite *external delegate*: TFLite
+hands it every LCE node and keeps all other (float) ops on its builtin kernels and its
+default XNNPACK delegate. `native/tflite_abi.h` documents the TFLite ABI it relies on;
+the delegate checks it when it is applied and fails with an error if it does not match.
+
+Build: the first use compiles the library with the system C++ compiler (``g++``, or
+``$CXX``) into ``$XNOR_KERAS_NATIVE_CACHE`` (default ``~/.cache/xnor_keras/native``),
+keyed by a hash of the sources, compiler and flags; later uses load the cached file.
+``python -m deploy.native`` builds it ahead of time (``scripts/install.sh`` does).
+
+Environment: ``XNOR_KERAS_NATIVE_ISA`` = ``auto`` (default), ``portable``, ``avx2`` or
+``neon`` forces a kernel path (``portable`` is how the fallback is tested).
+
+Example:
+
+>>> runner = make_interpreter(open("model.tflite", "rb").read(), num_threads=2)  # doctest: +SKIP
+>>> runner.run(np.zeros(runner.input_shape, np.float32)).shape                     # doctest: +SKIP
+(1, 10)
+>>> runner.kernels["nodes"]["LceBconv2d"], runner.kernels["isa"]                   # doctest: +SKIP
+(8, 'avx2')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from concurrent import futures
+from pathlib import Path
+
+import numpy as np
+
+from deploy.errors import DeployError
+from deploy.runtime import _dequantize, _quantization, _quantize
+from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
+
+__all__ = [
+    "NATIVE_DIR",
+    "ISAS",
+    "build_library",
+    "library_info",
+    "load_delegate",
+    "delegate_report",
+    "tflite_interpreter",
+    "NativeRunner",
+    "make_interpreter",
+]
+
+NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
+ISAS = ("auto", "portable", "avx2", "neon")
+LIBRARY_SOURCES = ("kernels.cc", "isa_portable.cc", "isa_avx2.cc", "isa_neon.cc", "delegate.cc")
+# No -march: only the functions in isa_avx2.cc are compiled for AVX2 (target attributes),
+# so one library runs everywhere. No FMA contraction: results match LCE bit for bit.
+CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-ffp-contract=off", "-fvisibility=hidden",
+            "-pthread", "-Wall", "-Wextra")
+
+
+def _compiler() -> str:
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        raise DeployError(f"the native kernels need a C++17 compiler ({compiler!r} not found); "
+                          "run scripts/install.sh")
+    return compiler
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XNOR_KERAS_NATIVE_CACHE")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "xnor_keras" / "native"
+
+
+def _source_files() -> list[Path]:
+    files = sorted(p for p in NATIVE_DIR.iterdir()
+                   if p.suffix in (".cc", ".h", ".inc") or p.name == "exports.map")
+    missing = [name for name in LIBRARY_SOURCES if not (NATIVE_DIR / name).is_file()]
+    if missing:
+        raise DeployError(f"native sources missing in {NATIVE_DIR}: {', '.join(missing)}")
+    return files
+
+
+def _digest(compiler: str) -> str:
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    h = hashlib.sha256()
+    for part in (version, platform.machine(), " ".join(CXXFLAGS)):
+        h.update(part.encode() + b"\0")
+    for path in _source_files():
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def build_library(*, force: bool = False) -> Path:
+    """Path of the compiled kernel library, compiling it first if needed.
+
+    Concurrent callers (processes) wait for one build; the library appears atomically.
+    Raises `DeployError` (with the compiler's first error line and the log's path) when
+    compilation fails.
+    """
+    compiler = _compiler()
+    cache = _cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"libxnor_kernels-{_digest(compiler)}.so"
+    if target.exists() and not force:
+        return target
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists() and not force:
+            return target
+        with tempfile.TemporaryDirectory(dir=cache) as work:
+            objects = [Path(work) / (name + ".o") for name in LIBRARY_SOURCES]
+            commands = [[compiler, *CXXFLAGS, "-c", str(NATIVE_DIR / name), "-o", str(obj)]
+                        for name, obj in zip(LIBRARY_SOURCES, objects)]
+            with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                for result in pool.map(_run_compiler, commands):
+                    _raise_on_failure(result, cache)
+            linked = Path(work) / target.name
+            _raise_on_failure(_run_compiler(
+                [compiler, "-shared", "-pthread", f"-Wl,--version-script={NATIVE_DIR / 'exports.map'}",
+                 *map(str, objects), "-o", str(linked)]), cache)
+            os.replace(linked, target)
+    return target
+
+
+def _run_compiler(command):
+    return command, subprocess.run(command, capture_output=True, text=True)
+
+
+def _raise_on_failure(result, cache: Path) -> None:
+    command, completed = result
+    if completed.returncode == 0:
+        return
+    log = cache / "build-error.log"
+    log.write_text(" ".join(command) + "\n" + completed.stdout + completed.stderr)
+    lines = [line for line in completed.stderr.splitlines() if "error" in line] or \
+        completed.stderr.splitlines() or ["(no output)"]
+    raise DeployError(f"building the native kernels failed: {lines[0].strip()} (log: {log})")
+
+
+@contextlib.contextmanager
+def _isa_environment(isa: str | None):
+    """Temporarily sets XNOR_KERAS_NATIVE_ISA (read by the library when a delegate is made)."""
+    if isa is None:
+        yield
+        return
+    if isa not in ISAS:
+        raise DeployError(f"isa must be one of {', '.join(ISAS)}. Received: {isa!r}")
+    old = os.environ.get("XNOR_KERAS_NATIVE_ISA")
+    os.environ["XNOR_KERAS_NATIVE_ISA"] = isa
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["XNOR_KERAS_NATIVE_ISA"]
+        else:
+            os.environ["XNOR_KERAS_NATIVE_ISA"] = old
+
+
+def _library() -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(build_library()))
+    lib.xnor_keras_selected_isa.restype = ctypes.c_char_p
+    lib.xnor_keras_delegate_info.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    lib.xnor_keras_delegate_info.restype = ctypes.c_int
+    return lib
+
+
+def library_info(*, isa: str | None = None) -> dict:
+    """``{"path": ..., "isa": ...}``: the library and the kernel path it would use."""
+    with _isa_environment(isa):
+        selected = _library().xnor_keras_selected_isa().decode()
+    if selected.startswith("error: "):
+        raise DeployError(selected[len("error: "):])
+    return {"path": str(build_library()), "isa": selected}
+
+
+def load_delegate(*, num_threads: int | None = None, isa: str | None = None):
+    """A ``tf.lite.experimental.load_delegate`` handle for the kernel library.
+
+    ``num_threads`` (default: the interpreter's ``num_threads``) sets the threads of the
+    binary ops; ``isa`` forces a kernel path (see the module docstring).
+    """
+    import tensorflow as tf
+
+    options = {}
+    if num_threads is not None:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise DeployError(f"num_threads must be a positive integer. Received: {num_threads!r}")
+        options["num_threads"] = num_threads
+    with _isa_environment(isa):
+        try:
+            return tf.lite.experimental.load_delegate(str(build_library()), options)
+        except ValueError as error:
+            raise DeployError(f"native kernels: {error}") from None
+
+
+def delegate_report(delegate) -> dict:
+    """What the delegate ran: ``{"isa", "threads", "partitions", "invocations", "nodes"}``."""
+    lib = _library()
+    buffer = ctypes.create_string_buffer(1024)
+    lib.xnor_keras_delegate_info(delegate._get_native_delegate_pointer(), buffer, len(buffer))
+    return json.loads(buffer.value.decode())
+
+
+def _check_ops(flatbuffer: bytes) -> TFLiteModel:
+    try:
+        model = TFLiteModel(flatbuffer)
+    except TFLiteFormatError as error:
+        raise DeployError(str(error)) from None
+    unknown = sorted({op.name for op in model.ops if op.custom and op.name not in LCE_OPS})
+    if unknown:
+        raise DeployError(f"the native runtime cannot run custom op(s) {', '.join(unknown)}; "
+                          f"it implements {', '.join(LCE_OPS)}")
+    return model
+
+
+def tflite_interpreter(flatbuffer: bytes, *, num_threads: int = 1, isa: str | None = None,
+                       use_xnnpack: bool = True):
+    """A stock ``tf.lite.Interpreter`` (tensors allocated) running LCE ops natively.
+
+    Float ops run on TFLite's builtin kernels, on XNNPACK when ``use_xnnpack`` (TFLite's
+    default). ``interpreter.xnor_keras_delegate`` is the delegate (see `delegate_report`).
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python.interpreter import OpResolverType
+
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise DeployError(f"num_threads must be a positive integer. Received: {num_threads!r}")
+    _check_ops(flatbuffer)
+    delegate = load_delegate(isa=isa)
+    resolver = OpResolverType.AUTO if use_xnnpack else \
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
+            warnings.simplefilter("ignore")
+            interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=num_threads,
+                                              experimental_delegates=[delegate],
+                                              experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        raise DeployError(f"the native runtime cannot load this model: "
+                          f"{lines[0] if lines else error}") from None
+    interpreter.xnor_keras_delegate = delegate
+    return interpreter
+
+
+class NativeRunner:
+    """``run(x)``: float32 (1, H, W, C) → float32 output; int8 models are (de)quantized."""
+
+    name = "native"
+
+    def __init__(self, flatbuffer: bytes, *, num_threads: int = 1, isa: str | None = None):
+        self.interpreter = tflite_interpreter(flatbuffer, num_threads=num_threads, isa=isa)
+        details_in = self.interpreter.get_input_details()
+        details_out = self.interpreter.get_output_details()
+        if len(details_in) != 1 or len(details_out) != 1:
+            raise DeployError(f"models with {len(details_in)} inputs / {len(details_out)} "
+                              "outputs are not supported")
+        self._input, self._output = details_in[0], details_out[0]
+        self._quant_in = _quantization(self._input["dtype"], *self._input["quantization"])
+        self._quant_out = _quantization(self._output["dtype"], *self._output["quantization"])
+        self.input_shape = tuple(int(d) for d in self._input["shape"])
+        self.output_shape = tuple(int(d) for d in self._output["shape"])
+
+    @property
+    def kernels(self) -> dict:
+        """Which kernels ran: ISA, threads and the LCE nodes the library executes."""
+        return delegate_report(self.interpreter.xnor_keras_delegate)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if x.shape != self.input_shape:
+            raise DeployError(f"input shape {x.shape} does not match the model's "
+                              f"{self.input_shape}")
+        self.interpreter.set_tensor(self._input["index"], _quantize(x, self._quant_in))
+        self.interpreter.invoke()
+        return _dequantize(self.interpreter.get_tensor(self._output["index"]), self._quant_out)
+
+
+def make_interpreter(flatbuffer: bytes, *, num_threads: int = 1,
+                     isa: str | None = None) -> NativeRunner:
+    """The ``native`` runtime of ``deploy.runtime``: a `NativeRunner` for ``flatbuffer``."""
+    return NativeRunner(flatbuffer, num_threads=num_threads, isa=isa)
+
+
+def main(argv=None) -> int:
+    """``python -m deploy.native``: build the library, print its path and kernel path."""
+    del argv
+    try:
+        info = library_info()
+    except DeployError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{info['path']} ({info['isa']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

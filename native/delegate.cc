@@ -1,0 +1,709 @@
+// A TFLite external delegate that runs LCE's custom ops (LceQuantize, LceDequantize,
+// LceBconv2d, LceBMaxPool2d) with this library's kernels inside stock TensorFlow's
+// tf.lite interpreter; all other ops stay with TFLite (and its default XNNPACK delegate,
+// which TFLite applies after user delegates).
+//
+// Python: tf.lite.experimental.load_delegate("libxnor_kernels.so", {"num_threads": "2"}).
+// Options: num_threads (default: the interpreter's num_threads), isa (default: best or
+// $XNOR_KERAS_NATIVE_ISA). See tflite_abi.h for the ABI this relies on.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdarg>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "flexmap.h"
+#include "kernels.h"
+#include "tflite_abi.h"
+
+namespace xk {
+namespace {
+
+constexpr const char* kQuantize = "LceQuantize";
+constexpr const char* kDequantize = "LceDequantize";
+constexpr const char* kBconv = "LceBconv2d";
+constexpr const char* kBMaxPool = "LceBMaxPool2d";
+constexpr const char* kKernelName = "XnorKerasBinaryKernels";
+
+enum class OpKind { kQuantize = 0, kDequantize = 1, kBconv = 2, kBMaxPool = 3 };
+constexpr const char* kOpNames[] = {kQuantize, kDequantize, kBconv, kBMaxPool};
+
+bool KindOf(const TfLiteRegistration* reg, OpKind* kind) {
+  if (reg == nullptr || reg->builtin_code != kTfLiteBuiltinCustom || reg->custom_name == nullptr) {
+    return false;
+  }
+  for (int k = 0; k < 4; ++k) {
+    if (std::strcmp(reg->custom_name, kOpNames[k]) == 0) {
+      *kind = static_cast<OpKind>(k);
+      return true;
+    }
+  }
+  return false;
+}
+
+struct DelegateState {
+  TfLiteDelegate delegate{};
+  Isa isa = Isa::kPortable;
+  int num_threads = 0;  // 0: follow the interpreter
+  std::mutex mu;
+  int nodes[4] = {0, 0, 0, 0};
+  int partitions = 0;  // delegate kernels: runs of consecutive LCE ops
+  int threads_used = 1;
+  std::atomic<int64_t> invocations{0};
+};
+
+size_t ElementSize(TfLiteType type) {
+  switch (type) {
+    case kTfLiteFloat32:
+    case kTfLiteInt32:
+      return 4;
+    case kTfLiteInt8:
+    case kTfLiteUInt8:
+    case kTfLiteBool:
+      return 1;
+    case kTfLiteInt16:
+      return 2;
+    case kTfLiteInt64:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
+std::vector<int> Dims(const TfLiteIntArray* a) {
+  return a == nullptr ? std::vector<int>() : std::vector<int>(a->data, a->data + a->size);
+}
+
+int64_t NumElements(const std::vector<int>& dims) {
+  int64_t n = 1;
+  for (int d : dims) n *= d;
+  return n;
+}
+
+std::string ShapeString(const std::vector<int>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+struct OpNode {
+  OpKind kind;
+  int node_index = 0;
+  std::vector<int> inputs, outputs;
+  // LceBconv2d / LceBMaxPool2d options
+  int stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  int filter_h = 0, filter_w = 0;
+  bool padding_same = false;
+  int pad_value = 0, channels_in = 0, activation = 0;
+  // Prepared state
+  BConvPlan plan;
+  std::vector<int> plan_input_dims;
+  BMaxPoolSpec pool;
+  int64_t rows = 0;
+  int cols = 0;
+  int8_t zero_bit_value = 0, one_bit_value = 0;
+};
+
+// A partition of consecutive binary ops handed to us by TFLite. Tensors produced and
+// consumed only inside it live in our own buffers (TFLite does not allocate them).
+class Partition {
+ public:
+  Partition(DelegateState* state) : state_(state) {}
+
+  TfLiteStatus Init(TfLiteContext* context, const TfLiteDelegateParams* params) {
+    for (int i = 0; i < params->output_tensors->size; ++i) {
+      tflite_outputs_.insert(params->output_tensors->data[i]);
+    }
+    for (int i = 0; i < params->nodes_to_replace->size; ++i) {
+      const int index = params->nodes_to_replace->data[i];
+      TfLiteNode* node = nullptr;
+      TfLiteRegistration* reg = nullptr;
+      if (context->GetNodeAndRegistration(context, index, &node, &reg) != kTfLiteOk) {
+        return Error(context, "cannot read node %d", index);
+      }
+      OpNode op;
+      if (!KindOf(reg, &op.kind)) return Error(context, "node %d is not an LCE op", index);
+      op.node_index = index;
+      op.inputs = Dims(node->inputs);
+      op.outputs = Dims(node->outputs);
+      if (ParseOptions(context, node, &op) != kTfLiteOk) return kTfLiteError;
+      ops_.push_back(std::move(op));
+    }
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus Prepare(TfLiteContext* context) {
+    const int want = state_->num_threads > 0 ? state_->num_threads
+                                             : (context->recommended_num_threads > 0
+                                                    ? context->recommended_num_threads
+                                                    : 1);
+    if (!pool_ || pool_->num_threads() != want) pool_.reset(new ThreadPool(want));
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->threads_used = want;
+    }
+    for (OpNode& op : ops_) {
+      TfLiteStatus status = kTfLiteError;
+      switch (op.kind) {
+        case OpKind::kQuantize:
+          status = PrepareQuantize(context, &op);
+          break;
+        case OpKind::kDequantize:
+          status = PrepareDequantize(context, &op);
+          break;
+        case OpKind::kBconv:
+          status = PrepareBconv(context, &op);
+          break;
+        case OpKind::kBMaxPool:
+          status = PrepareBMaxPool(context, &op);
+          break;
+      }
+      if (status != kTfLiteOk) return status;
+    }
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus Invoke(TfLiteContext* context) {
+    state_->invocations.fetch_add(1, std::memory_order_relaxed);
+    for (OpNode& op : ops_) {
+      const TfLiteType in_type = TypeOf(context, op.inputs[0]);
+      const TfLiteType out_type = TypeOf(context, op.outputs[0]);
+      const void* in = DataOf(context, op.inputs[0]);
+      void* out = DataOf(context, op.outputs[0]);
+      if (in == nullptr || out == nullptr) {
+        return Error(context, "node %d: tensor data not allocated", op.node_index);
+      }
+      switch (op.kind) {
+        case OpKind::kQuantize:
+          if (in_type == kTfLiteFloat32) {
+            QuantizeFloat(state_->isa, static_cast<const float*>(in), op.rows, op.cols,
+                          static_cast<int32_t*>(out));
+          } else if (in_type == kTfLiteInt8) {
+            QuantizeInt8(state_->isa, static_cast<const int8_t*>(in), op.rows, op.cols,
+                         Tensor(context, op.inputs[0])->params.zero_point,
+                         static_cast<int32_t*>(out));
+          } else {
+            QuantizeBool(static_cast<const bool*>(in), op.rows, op.cols,
+                         static_cast<int32_t*>(out));
+          }
+          break;
+        case OpKind::kDequantize:
+          if (out_type == kTfLiteFloat32) {
+            DequantizeFloat(static_cast<const int32_t*>(in), op.rows, op.cols,
+                            static_cast<float*>(out));
+          } else if (out_type == kTfLiteInt8) {
+            DequantizeInt8(static_cast<const int32_t*>(in), op.rows, op.cols, op.zero_bit_value,
+                           op.one_bit_value, static_cast<int8_t*>(out));
+          } else {
+            DequantizeBool(static_cast<const int32_t*>(in), op.rows, op.cols,
+                           static_cast<bool*>(out));
+          }
+          break;
+        case OpKind::kBconv:
+          RunBConv(op.plan, static_cast<const int32_t*>(in), out, pool_.get());
+          break;
+        case OpKind::kBMaxPool: {
+          int oh, ow;
+          BMaxPool(state_->isa, op.pool, static_cast<const int32_t*>(in),
+                   static_cast<int32_t*>(out), &oh, &ow, pool_.get());
+          break;
+        }
+      }
+    }
+    return kTfLiteOk;
+  }
+
+ private:
+  struct Buffer {
+    TfLiteType type = kTfLiteNoType;
+    std::vector<int> dims;
+    std::vector<uint64_t> storage;
+  };
+
+  TfLiteStatus Error(TfLiteContext* context, const char* format, ...)
+      __attribute__((format(printf, 3, 4))) {
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(message, sizeof(message), format, args);
+    va_end(args);
+    context->ReportError(context, "xnor_keras native kernels: %s", message);
+    return kTfLiteError;
+  }
+
+  static TfLiteTensor* Tensor(TfLiteContext* context, int index) {
+    return &context->tensors[index];
+  }
+
+  bool Internal(int index) const { return internal_.count(index) != 0; }
+
+  TfLiteType TypeOf(TfLiteContext* context, int index) const {
+    return Tensor(context, index)->type;
+  }
+
+  std::vector<int> DimsOf(TfLiteContext* context, int index) const {
+    auto it = internal_.find(index);
+    if (it != internal_.end()) return it->second.dims;
+    return Dims(Tensor(context, index)->dims);
+  }
+
+  void* DataOf(TfLiteContext* context, int index) {
+    auto it = internal_.find(index);
+    if (it != internal_.end()) return it->second.storage.data();
+    return Tensor(context, index)->data;
+  }
+
+  // Gives output `index` the shape `dims`: resizes TFLite's tensor, or (for a tensor
+  // that never leaves the partition) our buffer.
+  TfLiteStatus SetOutputShape(TfLiteContext* context, int index, const std::vector<int>& dims) {
+    TfLiteTensor* t = Tensor(context, index);
+    if (tflite_outputs_.count(index) == 0) {
+      Buffer& b = internal_[index];
+      b.type = t->type;
+      b.dims = dims;
+      const size_t bytes = ElementSize(t->type) * static_cast<size_t>(NumElements(dims));
+      b.storage.resize((bytes + 7) / 8 + 1);
+      return kTfLiteOk;
+    }
+    if (Dims(t->dims) == dims) return kTfLiteOk;
+    // ResizeTensor takes ownership of a malloc'ed array (TfLiteIntArrayCreate == malloc).
+    TfLiteIntArray* a = static_cast<TfLiteIntArray*>(
+        std::malloc(sizeof(int) * (1 + dims.size())));
+    a->size = static_cast<int>(dims.size());
+    for (size_t i = 0; i < dims.size(); ++i) a->data[i] = dims[i];
+    return context->ResizeTensor(context, t, a);
+  }
+
+  bool Constant(TfLiteContext* context, int index) const {
+    if (index < 0 || Internal(index)) return false;
+    const TfLiteTensor* t = Tensor(context, index);
+    return (t->allocation_type == kTfLiteMmapRo || t->allocation_type == kTfLitePersistentRo) &&
+           t->data != nullptr;
+  }
+
+  TfLiteStatus ParseOptions(TfLiteContext* context, TfLiteNode* node, OpNode* op) {
+    const size_t expected_inputs = op->kind == OpKind::kBconv ? 5 : 1;
+    if (op->inputs.size() != expected_inputs || op->outputs.size() != 1) {
+      return Error(context, "node %d (%s): expected %zu inputs and 1 output, got %zu and %zu",
+                   op->node_index, kOpNames[static_cast<int>(op->kind)], expected_inputs,
+                   op->inputs.size(), op->outputs.size());
+    }
+    if (op->inputs[0] < 0 || op->outputs[0] < 0) {
+      return Error(context, "node %d: missing input or output tensor", op->node_index);
+    }
+    if (op->kind != OpKind::kBconv && op->kind != OpKind::kBMaxPool) return kTfLiteOk;
+    FlexMap options(node->custom_initial_data,
+                    static_cast<size_t>(node->custom_initial_data_size));
+    if (!options.ok()) {
+      return Error(context, "node %d: custom options are not a FlexBuffers map",
+                   op->node_index);
+    }
+    auto get = [&](const char* key, int* out) {
+      int64_t v;
+      if (!options.GetInt(key, &v)) return false;
+      *out = static_cast<int>(v);
+      return true;
+    };
+    int padding = -1;
+    bool ok = get("padding", &padding) && get("stride_height", &op->stride_h) &&
+              get("stride_width", &op->stride_w);
+    if (op->kind == OpKind::kBconv) {
+      ok = ok && get("dilation_height_factor", &op->dilation_h) &&
+           get("dilation_width_factor", &op->dilation_w) && get("pad_values", &op->pad_value) &&
+           get("channels_in", &op->channels_in) &&
+           get("fused_activation_function", &op->activation);
+    } else {
+      ok = ok && get("filter_height", &op->filter_h) && get("filter_width", &op->filter_w);
+    }
+    if (!ok) return Error(context, "node %d: missing custom option", op->node_index);
+    if (padding != 0 && padding != 1) {
+      return Error(context, "node %d: unknown padding %d", op->node_index, padding);
+    }
+    op->padding_same = padding == 0;  // schema: SAME = 0, VALID = 1
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus PrepareQuantize(TfLiteContext* context, OpNode* op) {
+    const TfLiteType in_type = TypeOf(context, op->inputs[0]);
+    if (in_type != kTfLiteFloat32 && in_type != kTfLiteInt8 && in_type != kTfLiteBool) {
+      return Error(context, "node %d: LceQuantize input must be float32, int8 or bool",
+                   op->node_index);
+    }
+    if (TypeOf(context, op->outputs[0]) != kTfLiteInt32) {
+      return Error(context, "node %d: LceQuantize output must be int32", op->node_index);
+    }
+    std::vector<int> dims = DimsOf(context, op->inputs[0]);
+    if (dims.empty()) return Error(context, "node %d: scalar input", op->node_index);
+    op->cols = dims.back();
+    op->rows = NumElements(dims) / std::max(1, op->cols);
+    dims.back() = BitpackedWords(op->cols);
+    return SetOutputShape(context, op->outputs[0], dims);
+  }
+
+  TfLiteStatus PrepareDequantize(TfLiteContext* context, OpNode* op) {
+    const TfLiteType out_type = TypeOf(context, op->outputs[0]);
+    if (TypeOf(context, op->inputs[0]) != kTfLiteInt32 ||
+        (out_type != kTfLiteFloat32 && out_type != kTfLiteInt8 && out_type != kTfLiteBool)) {
+      return Error(context, "node %d: LceDequantize must map int32 to float32, int8 or bool",
+                   op->node_index);
+    }
+    // The unpacked channel count cannot be inferred; it comes from the model (as in LCE).
+    const std::vector<int> in_dims = DimsOf(context, op->inputs[0]);
+    const std::vector<int> out_dims = Dims(Tensor(context, op->outputs[0])->dims);
+    bool ok = !in_dims.empty() && in_dims.size() == out_dims.size() &&
+              in_dims.back() == BitpackedWords(out_dims.back());
+    for (size_t i = 0; ok && i + 1 < in_dims.size(); ++i) ok = in_dims[i] == out_dims[i];
+    if (!ok) {
+      return Error(context, "node %d: LceDequantize shapes %s -> %s do not match",
+                   op->node_index, ShapeString(in_dims).c_str(), ShapeString(out_dims).c_str());
+    }
+    op->cols = out_dims.back();
+    op->rows = NumElements(out_dims) / std::max(1, op->cols);
+    if (out_type == kTfLiteInt8) {
+      const TfLiteQuantizationParams q = Tensor(context, op->outputs[0])->params;
+      const int offset = static_cast<int>(std::round(1.0f / q.scale));
+      op->zero_bit_value = static_cast<int8_t>(std::min(127, q.zero_point + offset));
+      op->one_bit_value = static_cast<int8_t>(std::max(-128, q.zero_point - offset));
+    }
+    return SetOutputShape(context, op->outputs[0], out_dims);
+  }
+
+  TfLiteStatus PrepareBMaxPool(TfLiteContext* context, OpNode* op) {
+    const std::vector<int> dims = DimsOf(context, op->inputs[0]);
+    if (dims.size() != 4 || TypeOf(context, op->inputs[0]) != kTfLiteInt32 ||
+        TypeOf(context, op->outputs[0]) != kTfLiteInt32) {
+      return Error(context, "node %d: LceBMaxPool2d needs a 4-D int32 input and output",
+                   op->node_index);
+    }
+    if (op->stride_h < 1 || op->stride_w < 1 || op->filter_h < 1 || op->filter_w < 1) {
+      return Error(context, "node %d: LceBMaxPool2d strides and filter must be >= 1",
+                   op->node_index);
+    }
+    BMaxPoolSpec& s = op->pool;
+    s.batch = dims[0];
+    s.in_h = dims[1];
+    s.in_w = dims[2];
+    s.words = dims[3];
+    s.filter_h = op->filter_h;
+    s.filter_w = op->filter_w;
+    s.stride_h = op->stride_h;
+    s.stride_w = op->stride_w;
+    s.padding_same = op->padding_same;
+    int oh, ow;
+    BMaxPool(state_->isa, s, nullptr, nullptr, &oh, &ow, nullptr);
+    if (oh < 1 || ow < 1) return Error(context, "node %d: empty pooling output", op->node_index);
+    return SetOutputShape(context, op->outputs[0], {dims[0], oh, ow, dims[3]});
+  }
+
+  TfLiteStatus PrepareBconv(TfLiteContext* context, OpNode* op) {
+    const std::vector<int> in_dims = DimsOf(context, op->inputs[0]);
+    const int filter = op->inputs[1];
+    if (in_dims.size() != 4 || TypeOf(context, op->inputs[0]) != kTfLiteInt32) {
+      return Error(context, "node %d: LceBconv2d input must be 4-D bitpacked int32",
+                   op->node_index);
+    }
+    if (filter < 0 || TypeOf(context, filter) != kTfLiteInt32 || !Constant(context, filter)) {
+      return Error(context, "node %d: LceBconv2d filter must be a constant bitpacked int32",
+                   op->node_index);
+    }
+    const std::vector<int> f_dims = DimsOf(context, filter);
+    if (f_dims.size() != 4) return Error(context, "node %d: 4-D filter expected", op->node_index);
+    const int words = BitpackedWords(op->channels_in);
+    if (in_dims[3] != words) {
+      return Error(context, "node %d: input has %d words per pixel, channels_in=%d needs %d",
+                   op->node_index, in_dims[3], op->channels_in, words);
+    }
+    int groups = 1;
+    if (f_dims[3] != words) {
+      if (f_dims[3] <= 0 || words % f_dims[3] != 0) {
+        return Error(context, "node %d: filter depth %d does not divide %d input words",
+                     op->node_index, f_dims[3], words);
+      }
+      groups = words / f_dims[3];
+    }
+    const TfLiteType out_type = TypeOf(context, op->outputs[0]);
+    BConvSpec s;
+    s.batch = in_dims[0];
+    s.in_h = in_dims[1];
+    s.in_w = in_dims[2];
+    s.channels_in = op->channels_in;
+    s.groups = groups;
+    s.channels_out = f_dims[0];
+    s.filter_h = f_dims[1];
+    s.filter_w = f_dims[2];
+    s.stride_h = op->stride_h;
+    s.stride_w = op->stride_w;
+    s.dilation_h = op->dilation_h;
+    s.dilation_w = op->dilation_w;
+    s.padding_same = op->padding_same;
+    s.pad_value = op->pad_value;
+    s.activation = op->activation;
+    const float* multiplier = nullptr;
+    const float* bias = nullptr;
+    const int32_t* thresholds = nullptr;
+    auto vector_input = [&](int slot, TfLiteType type, const void** data) {
+      const int index = op->inputs[slot];
+      if (index < 0 || TypeOf(context, index) != type || !Constant(context, index)) return false;
+      const std::vector<int> d = DimsOf(context, index);
+      if (d.size() != 1 || d[0] != s.channels_out) return false;
+      *data = Tensor(context, index)->data;
+      return true;
+    };
+    if (out_type == kTfLiteInt32) {
+      s.output_type = OutputType::kBitpacked;
+      if (!vector_input(4, kTfLiteInt32, reinterpret_cast<const void**>(&thresholds))) {
+        return Error(context, "node %d: bitpacked output needs constant int32 thresholds [%d]",
+                     op->node_index, s.channels_out);
+      }
+    } else if (out_type == kTfLiteFloat32 || out_type == kTfLiteInt8) {
+      s.output_type = out_type == kTfLiteFloat32 ? OutputType::kFloat : OutputType::kInt8;
+      if (!vector_input(2, kTfLiteFloat32, reinterpret_cast<const void**>(&multiplier)) ||
+          !vector_input(3, kTfLiteFloat32, reinterpret_cast<const void**>(&bias))) {
+        return Error(context, "node %d: float/int8 output needs constant float32 "
+                     "post_activation_multiplier and bias [%d]", op->node_index, s.channels_out);
+      }
+      if (out_type == kTfLiteInt8) {
+        const TfLiteQuantizationParams q = Tensor(context, op->outputs[0])->params;
+        s.output_scale = q.scale;
+        s.output_zero_point = q.zero_point;
+      }
+    } else {
+      return Error(context, "node %d: LceBconv2d output must be float32, int8 or int32",
+                   op->node_index);
+    }
+    if (op->plan_input_dims != in_dims) {
+      const std::string error =
+          PrepareBConv(state_->isa, s, static_cast<const int32_t*>(Tensor(context, filter)->data),
+                       multiplier, bias, thresholds, &op->plan);
+      if (!error.empty()) {
+        return Error(context, "node %d (LceBconv2d): %s", op->node_index, error.c_str());
+      }
+      op->plan_input_dims = in_dims;
+    }
+    return SetOutputShape(context, op->outputs[0],
+                          {s.batch, op->plan.out_h, op->plan.out_w, op->plan.out_depth});
+  }
+
+  DelegateState* state_;
+  std::vector<OpNode> ops_;
+  std::set<int> tflite_outputs_;
+  std::map<int, Buffer> internal_;
+  std::unique_ptr<ThreadPool> pool_;
+};
+
+// ---------------------------------------------------------- delegate callbacks ---
+
+void* KernelInit(TfLiteContext* context, const char* buffer, size_t) {
+  const auto* params = reinterpret_cast<const TfLiteDelegateParams*>(buffer);
+  auto* state = static_cast<DelegateState*>(params->delegate->data_);
+  auto* partition = new Partition(state);
+  if (partition->Init(context, params) != kTfLiteOk) {
+    delete partition;
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> lock(state->mu);
+  state->partitions += 1;
+  return partition;
+}
+
+void KernelFree(TfLiteContext*, void* buffer) { delete static_cast<Partition*>(buffer); }
+
+TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
+  if (node->user_data == nullptr) return kTfLiteError;
+  return static_cast<Partition*>(node->user_data)->Prepare(context);
+}
+
+TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
+  return static_cast<Partition*>(node->user_data)->Invoke(context);
+}
+
+// Fails loudly when TFLite's structs do not look like the ones in tflite_abi.h.
+TfLiteStatus CheckAbi(TfLiteContext* context, const std::vector<int>& nodes) {
+  auto fail = [&](const char* what) {
+    context->ReportError(context,
+                         "xnor_keras native kernels: TFLite ABI check failed (%s); this "
+                         "TensorFlow version is not supported by native/tflite_abi.h",
+                         what);
+    return kTfLiteDelegateError;
+  };
+  if (context->tensors == nullptr || context->tensors_size == 0) return fail("no tensors");
+  if (context->recommended_num_threads < -1 || context->recommended_num_threads > 4096) {
+    return fail("TfLiteContext::recommended_num_threads");
+  }
+  // Walk the whole tensor array: a wrong sizeof(TfLiteTensor) or field order shows up as
+  // out-of-range enums, implausible shapes or constant tensors whose byte size does not
+  // match their shape.
+  for (size_t i = 0; i < context->tensors_size; ++i) {
+    const TfLiteTensor& t = context->tensors[i];
+    if (static_cast<unsigned>(t.type) > 32 || static_cast<unsigned>(t.allocation_type) > 16) {
+      return fail("TfLiteTensor enums");
+    }
+    if (t.dims != nullptr && (t.dims->size < 0 || t.dims->size > 16)) {
+      return fail("TfLiteTensor dims");
+    }
+    const size_t element = ElementSize(t.type);
+    if (t.allocation_type == kTfLiteMmapRo && element != 0 && t.dims != nullptr &&
+        t.bytes != element * static_cast<size_t>(NumElements(Dims(t.dims)))) {
+      return fail("TfLiteTensor bytes");
+    }
+  }
+  for (int index : nodes) {
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* reg = nullptr;
+    if (context->GetNodeAndRegistration(context, index, &node, &reg) != kTfLiteOk) {
+      return fail("GetNodeAndRegistration");
+    }
+    for (const TfLiteIntArray* list : {node->inputs, node->outputs}) {
+      if (list == nullptr || list->size < 1 || list->size > 8) return fail("TfLiteNode layout");
+      for (int i = 0; i < list->size; ++i) {
+        const int t = list->data[i];
+        if (t < -1 || t >= static_cast<int>(context->tensors_size)) {
+          return fail("TfLiteNode tensor indices");
+        }
+        if (t < 0) continue;
+        const TfLiteTensor& tensor = context->tensors[t];
+        if (tensor.dims == nullptr || tensor.dims->size < 0 || tensor.dims->size > 8) {
+          return fail("TfLiteTensor dims");
+        }
+        const size_t element = ElementSize(tensor.type);
+        if (tensor.allocation_type == kTfLiteMmapRo && element != 0 &&
+            tensor.bytes != element * static_cast<size_t>(NumElements(Dims(tensor.dims)))) {
+          return fail("TfLiteTensor bytes");
+        }
+      }
+    }
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
+  auto* state = static_cast<DelegateState*>(delegate->data_);
+  TfLiteIntArray* plan = nullptr;
+  if (context->GetExecutionPlan(context, &plan) != kTfLiteOk) return kTfLiteDelegateError;
+  std::vector<int> nodes;
+  int counts[4] = {0, 0, 0, 0};
+  for (int i = 0; i < plan->size; ++i) {
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* reg = nullptr;
+    if (context->GetNodeAndRegistration(context, plan->data[i], &node, &reg) != kTfLiteOk) {
+      return kTfLiteDelegateError;
+    }
+    OpKind kind;
+    if (KindOf(reg, &kind)) {
+      nodes.push_back(plan->data[i]);
+      ++counts[static_cast<int>(kind)];
+    }
+  }
+  if (nodes.empty()) return kTfLiteOk;
+  if (CheckAbi(context, nodes) != kTfLiteOk) return kTfLiteDelegateError;
+  std::vector<int> list(nodes.size() + 1);
+  list[0] = static_cast<int>(nodes.size());
+  std::copy(nodes.begin(), nodes.end(), list.begin() + 1);
+  TfLiteRegistration reg{};
+  reg.init = KernelInit;
+  reg.free = KernelFree;
+  reg.prepare = KernelPrepare;
+  reg.invoke = KernelInvoke;
+  reg.builtin_code = kTfLiteBuiltinDelegate;
+  reg.custom_name = kKernelName;
+  reg.version = 1;
+  const TfLiteStatus status = context->ReplaceNodeSubsetsWithDelegateKernels(
+      context, reg, reinterpret_cast<const TfLiteIntArray*>(list.data()), delegate);
+  if (status != kTfLiteOk) return status;
+  std::lock_guard<std::mutex> lock(state->mu);
+  for (int k = 0; k < 4; ++k) state->nodes[k] += counts[k];
+  return kTfLiteOk;
+}
+
+}  // namespace
+}  // namespace xk
+
+extern "C" {
+
+__attribute__((visibility("default"))) TfLiteDelegate* tflite_plugin_create_delegate(
+    char** keys, char** values, int num_options, void (*report_error)(const char*)) {
+  using namespace xk;
+  auto report = [&](const std::string& message) {
+    if (report_error != nullptr) report_error(message.c_str());
+    return nullptr;
+  };
+  std::unique_ptr<DelegateState> state(new DelegateState);
+  std::string error;
+  state->isa = SelectIsa(&error);
+  if (!error.empty()) return report(error);
+  for (int i = 0; i < num_options; ++i) {
+    const std::string key = keys[i], value = values[i];
+    if (key == "num_threads") {
+      char* end = nullptr;
+      const long n = std::strtol(value.c_str(), &end, 10);
+      if (end == value.c_str() || *end != '\0' || n < 0 || n > 1024) {
+        return report("num_threads must be an integer in [0, 1024]. Received: " + value);
+      }
+      state->num_threads = static_cast<int>(n);
+    } else if (key == "isa") {
+      bool found = false;
+      for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kNeon}) {
+        if (value != IsaName(isa)) continue;
+        if (!IsaAvailable(isa)) return report("isa " + value + " is not available on this CPU");
+        state->isa = isa;
+        found = true;
+      }
+      if (!found && value != "auto") {
+        return report("isa must be one of auto, portable, avx2, neon. Received: " + value);
+      }
+    } else {
+      return report("unknown option " + key + " (known: num_threads, isa)");
+    }
+  }
+  state->delegate.data_ = state.get();
+  state->delegate.Prepare = DelegatePrepare;
+  // kTfLiteDelegateFlagsAllowDynamicTensors: without it TFLite prepares every node
+  // (including the still-unresolved LCE ops) before handing the graph to us. Our kernels
+  // compute all output shapes in Prepare, so they also follow input resizes.
+  state->delegate.flags = 1;
+  TfLiteDelegate* delegate = &state->delegate;
+  state.release();
+  return delegate;
+}
+
+__attribute__((visibility("default"))) void tflite_plugin_destroy_delegate(
+    TfLiteDelegate* delegate) {
+  if (delegate != nullptr) delete static_cast<xk::DelegateState*>(delegate->data_);
+}
+
+// What a delegate did, as JSON: {"isa": ..., "threads": ..., "partitions": (delegate
+// kernels, each a run of consecutive LCE ops), "invocations": (kernel runs), "nodes":
+// {"LceBconv2d": n, ...} (LCE nodes taken over)}. Returns the length needed.
+__attribute__((visibility("default"))) int xnor_keras_delegate_info(TfLiteDelegate* delegate,
+                                                                    char* buffer, int size) {
+  using namespace xk;
+  auto* s = static_cast<DelegateState*>(delegate->data_);
+  std::lock_guard<std::mutex> lock(s->mu);
+  return std::snprintf(
+      buffer, static_cast<size_t>(size),
+      "{\"isa\": \"%s\", \"threads\": %d, \"partitions\": %d, \"invocations\": %" PRId64
+      ", \"nodes\": {\"%s\": %d, \"%s\": %d, \"%s\": %d, \"%s\": %d}}",
+      IsaName(s->isa), s->threads_used, s->partitions, s->invocations.load(), kOpNames[0],
+      s->nodes[0], kOpNames[1], s->nodes[1], kOpNames[2], s->nodes[2], kOpNames[3],
+      s->nodes[3]);
+}
+
+// The ISA the library would pick now ($XNOR_KERAS_NATIVE_ISA applied), or an error text.
+__attribute__((visibility("default"))) const char* xnor_keras_selected_isa() {
+  static thread_local std::string result;
+  std::string error;
+  const xk::Isa isa = xk::SelectIsa(&error);
+  result = error.empty() ? xk::IsaName(isa) : "error: " + error;
+  return result.c_str();
+}
+
+}  // extern "C"

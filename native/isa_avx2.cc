@@ -1,0 +1,264 @@
+// x86-64 AVX2 kernels. Only the functions in this file are compiled for AVX2 (per-function
+// target attributes), so the library still loads and runs the portable path on CPUs
+// without AVX2; kernels.cc selects this path at run time after checking CPUID.
+//
+// Binary GEMM micro-kernel: 2 output pixels x 16 output channels. Each 64-bit depth word
+// of a pixel is broadcast to all four lanes of a ymm register and XORed with the same word
+// of 4 filters; popcount uses the `vpshufb` nibble lookup. Both operands are stored
+// pre-split into low and high nibbles (high bits zero), so a 256-bit step costs
+// 2 xor + 2 shuffle + 2 add, and the per-byte counts are reduced with `vpsadbw` only every
+// 31 steps. Filters are packed once per layer; activations are packed per block of pixels
+// (im2col), so both stay in L1/L2.
+#include "isa.h"
+#include "kernels.h"
+#include "scratch.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#define XK_TARGET __attribute__((target("avx2,popcnt,bmi2")))
+#define XK_ISA_NAME "avx2"
+#define XK_HAS_FAST_QUANTIZE 1
+#define XK_HAS_FAST_TRANSFORM 1
+
+namespace xk {
+namespace avx2 {
+
+constexpr int kMicroRows = 2;
+constexpr int kAWordsPerK = 2;   // low nibbles, high nibbles
+constexpr int kBWordsPerK = 32;  // 4 vectors of low nibbles, 4 of high nibbles
+constexpr uint64_t kNibbles = 0x0F0F0F0F0F0F0F0Full;
+
+// Channel held by lane `lane` of vector `v` (0..3) in a panel: vector pairs hold even and
+// odd channels so that `sad(v0) | sad(v1) << 32` lists 8 channels in order.
+XK_TARGET inline int PanelChannel(int v, int lane) { return (v / 2) * 8 + 2 * lane + (v % 2); }
+
+XK_TARGET inline void PackPanel(const uint32_t* const* rows, int k32, int k64, uint64_t* out) {
+  for (int k = 0; k < k64; ++k) {
+    for (int v = 0; v < 4; ++v) {
+      for (int lane = 0; lane < 4; ++lane) {
+        const uint32_t* row = rows[PanelChannel(v, lane)];
+        uint64_t w = 0;
+        if (row != nullptr) {
+          w = row[2 * k];
+          if (2 * k + 1 < k32) w |= static_cast<uint64_t>(row[2 * k + 1]) << 32;
+        }
+        out[k * 32 + v * 4 + lane] = w & kNibbles;
+        out[k * 32 + 16 + v * 4 + lane] = (w >> 4) & kNibbles;
+      }
+    }
+  }
+}
+
+XK_TARGET inline void PackARow(const uint64_t* raw, int k64, uint64_t* out) {
+  for (int k = 0; k < k64; ++k) {
+    out[2 * k] = raw[k] & kNibbles;
+    out[2 * k + 1] = (raw[k] >> 4) & kNibbles;
+  }
+}
+
+XK_TARGET inline __m256i CountStep(__m256i acc, __m256i lut, __m256i a_lo, __m256i a_hi,
+                                   const __m256i* b_lo, const __m256i* b_hi) {
+  const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_xor_si256(a_lo, _mm256_loadu_si256(b_lo)));
+  const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_xor_si256(a_hi, _mm256_loadu_si256(b_hi)));
+  return _mm256_add_epi8(acc, _mm256_add_epi8(lo, hi));
+}
+
+// Per-byte popcounts of steps [k_begin, k_end) (at most 31, so bytes cannot overflow),
+// reduced with `vpsadbw` to per-lane sums: out[r * 4 + v] for row r and vector v.
+XK_TARGET inline void CountChunk(const uint64_t* a0, const uint64_t* a1, const uint64_t* b,
+                                 int k_begin, int k_end, __m256i* out) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i c00 = zero, c01 = zero, c02 = zero, c03 = zero;
+  __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero;
+  for (int k = k_begin; k < k_end; ++k) {
+    const __m256i* bk = reinterpret_cast<const __m256i*>(b + k * 32);
+    const __m256i a0_lo = _mm256_set1_epi64x(static_cast<int64_t>(a0[2 * k]));
+    const __m256i a0_hi = _mm256_set1_epi64x(static_cast<int64_t>(a0[2 * k + 1]));
+    c00 = CountStep(c00, lut, a0_lo, a0_hi, bk + 0, bk + 4);
+    c01 = CountStep(c01, lut, a0_lo, a0_hi, bk + 1, bk + 5);
+    c02 = CountStep(c02, lut, a0_lo, a0_hi, bk + 2, bk + 6);
+    c03 = CountStep(c03, lut, a0_lo, a0_hi, bk + 3, bk + 7);
+    const __m256i a1_lo = _mm256_set1_epi64x(static_cast<int64_t>(a1[2 * k]));
+    const __m256i a1_hi = _mm256_set1_epi64x(static_cast<int64_t>(a1[2 * k + 1]));
+    c10 = CountStep(c10, lut, a1_lo, a1_hi, bk + 0, bk + 4);
+    c11 = CountStep(c11, lut, a1_lo, a1_hi, bk + 1, bk + 5);
+    c12 = CountStep(c12, lut, a1_lo, a1_hi, bk + 2, bk + 6);
+    c13 = CountStep(c13, lut, a1_lo, a1_hi, bk + 3, bk + 7);
+  }
+  out[0] = _mm256_sad_epu8(c00, zero);
+  out[1] = _mm256_sad_epu8(c01, zero);
+  out[2] = _mm256_sad_epu8(c02, zero);
+  out[3] = _mm256_sad_epu8(c03, zero);
+  out[4] = _mm256_sad_epu8(c10, zero);
+  out[5] = _mm256_sad_epu8(c11, zero);
+  out[6] = _mm256_sad_epu8(c12, zero);
+  out[7] = _mm256_sad_epu8(c13, zero);
+}
+
+// Kept out of line so that the running sums do not compete with the 8 byte accumulators
+// of CountChunk for the 16 ymm registers.
+XK_TARGET __attribute__((noinline)) void CountLong(const uint64_t* a0, const uint64_t* a1,
+                                                   const uint64_t* b, int k64, __m256i* sums) {
+  CountChunk(a0, a1, b, 0, 31, sums);
+  for (int k = 31; k < k64; k += 31) {
+    __m256i part[8];
+    CountChunk(a0, a1, b, k, k64 - k > 31 ? k + 31 : k64, part);
+    for (int i = 0; i < 8; ++i) sums[i] = _mm256_add_epi64(sums[i], part[i]);
+  }
+}
+
+XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, int k64,
+                                  int32_t (*acc)[16]) {
+  __m256i s[8];
+  if (k64 <= 31) {
+    CountChunk(a[0], a[1], b, 0, k64, s);
+  } else {
+    CountLong(a[0], a[1], b, k64, s);
+  }
+  // Sums are < 2^32: even channels in the low, odd channels in the high 32-bit halves.
+  __m256i* out0 = reinterpret_cast<__m256i*>(acc[0]);
+  __m256i* out1 = reinterpret_cast<__m256i*>(acc[1]);
+  _mm256_storeu_si256(out0, _mm256_or_si256(s[0], _mm256_slli_epi64(s[1], 32)));
+  _mm256_storeu_si256(out0 + 1, _mm256_or_si256(s[2], _mm256_slli_epi64(s[3], 32)));
+  _mm256_storeu_si256(out1, _mm256_or_si256(s[4], _mm256_slli_epi64(s[5], 32)));
+  _mm256_storeu_si256(out1 + 1, _mm256_or_si256(s[6], _mm256_slli_epi64(s[7], 32)));
+}
+
+// Bitpacking with compare + movemask: bit i of a word is (x[i] < 0) resp. (x[i] < zp).
+XK_TARGET inline void QuantizeFloatRows(const float* in, int64_t rows, int cols, int32_t* out) {
+  const int words = BitpackedWords(cols);
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = in + r * cols;
+    uint32_t* dst = reinterpret_cast<uint32_t*>(out + r * words);
+    const int full = cols / 32;
+    for (int w = 0; w < full; ++w) {
+      const float* s = src + 32 * w;
+      uint32_t bits = 0;
+      for (int q = 0; q < 4; ++q) {
+        const __m256 lt = _mm256_cmp_ps(_mm256_loadu_ps(s + 8 * q), zero, _CMP_LT_OQ);
+        bits |= static_cast<uint32_t>(_mm256_movemask_ps(lt)) << (8 * q);
+      }
+      dst[w] = bits;
+    }
+    if (full < words) {
+      uint32_t bits = 0;
+      for (int i = 32 * full; i < cols; ++i) {
+        bits |= static_cast<uint32_t>(src[i] < 0.0f) << (i - 32 * full);
+      }
+      dst[full] = bits;
+    }
+  }
+}
+
+XK_TARGET inline void QuantizeInt8Rows(const int8_t* in, int64_t rows, int cols,
+                                       int32_t zero_point, int32_t* out) {
+  const int words = BitpackedWords(cols);
+  // x < zp for all int8 x when zp > 127; never when zp <= -128.
+  const int zp_clamped = zero_point > 127 ? 127 : (zero_point < -128 ? -128 : zero_point);
+  const __m256i zp = _mm256_set1_epi8(static_cast<char>(zp_clamped));
+  for (int64_t r = 0; r < rows; ++r) {
+    const int8_t* src = in + r * cols;
+    uint32_t* dst = reinterpret_cast<uint32_t*>(out + r * words);
+    const int full = zero_point > 127 || zero_point < -127 ? 0 : cols / 32;
+    for (int w = 0; w < full; ++w) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * w));
+      dst[w] = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(zp, x)));
+    }
+    for (int w = full; w < words; ++w) {
+      uint32_t bits = 0;
+      for (int i = 32 * w; i < cols && i < 32 * w + 32; ++i) {
+        bits |= static_cast<uint32_t>(static_cast<int32_t>(src[i]) < zero_point) << (i - 32 * w);
+      }
+      dst[w] = bits;
+    }
+  }
+}
+
+}  // namespace avx2
+}  // namespace xk
+
+#define XK_NS avx2
+#include "kernels_impl.inc"
+
+namespace xk {
+namespace avx2 {
+
+// GenericTransformPanel for float and bitpacked output, 8 channels per instruction.
+// Multiply and add stay separate instructions (no FMA), as in LCE.
+template <int kOut>
+XK_TARGET inline void TransformPanel(const BConvPlan& p, const int32_t* acc,
+                                     const PanelTarget& t, void* output) {
+  if (kOut == static_cast<int>(OutputType::kInt8)) {
+    GenericTransformPanel<kOut>(p, acc, t, output);
+    return;
+  }
+  __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
+  __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8));
+  if (p.int_correction && t.pattern >= 0) {
+    const int32_t* corr = p.int_corrections.data() + t.pattern * p.slots() + t.slot0;
+    a0 = _mm256_add_epi32(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr)));
+    a1 = _mm256_add_epi32(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + 8)));
+  }
+  if (kOut == static_cast<int>(OutputType::kBitpacked)) {
+    const int32_t* thr = p.thresholds.data() + t.slot0;
+    const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr));
+    const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr + 8));
+    const uint32_t bits =
+        static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a0, t0)))) |
+        static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a1, t1))))
+            << 8;
+    uint32_t* words = reinterpret_cast<uint32_t*>(output) + t.pixel * p.out_depth;
+    if ((t.oc0 & 15) == 0) {
+      words[t.oc0 >> 5] |= bits << (t.oc0 & 31);
+    } else {
+      for (int i = 0; i < t.valid; ++i) {
+        if (bits >> i & 1) words[(t.oc0 + i) >> 5] |= 1u << ((t.oc0 + i) & 31);
+      }
+    }
+    return;
+  }
+  const __m256i lo = _mm256_set1_epi32(p.clamp_min), hi = _mm256_set1_epi32(p.clamp_max);
+  const __m256i x0 = _mm256_max_epi32(_mm256_min_epi32(_mm256_slli_epi32(a0, 1), hi), lo);
+  const __m256i x1 = _mm256_max_epi32(_mm256_min_epi32(_mm256_slli_epi32(a1, 1), hi), lo);
+  const float* mul = p.multiplier.data() + t.slot0;
+  const float* bias = p.bias.data() + t.slot0;
+  __m256 y0 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x0), _mm256_loadu_ps(mul)),
+                            _mm256_loadu_ps(bias));
+  __m256 y1 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x1), _mm256_loadu_ps(mul + 8)),
+                            _mm256_loadu_ps(bias + 8));
+  if (p.float_correction && t.pattern >= 0) {
+    const float* corr = p.float_corrections.data() + t.pattern * p.slots() + t.slot0;
+    y0 = _mm256_add_ps(y0, _mm256_loadu_ps(corr));
+    y1 = _mm256_add_ps(y1, _mm256_loadu_ps(corr + 8));
+  }
+  float* dst = reinterpret_cast<float*>(output) + t.pixel * p.out_depth + t.oc0;
+  if (t.valid == 16) {
+    _mm256_storeu_ps(dst, y0);
+    _mm256_storeu_ps(dst + 8, y1);
+  } else {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i n = _mm256_set1_epi32(t.valid);
+    _mm256_maskstore_ps(dst, _mm256_cmpgt_epi32(n, lane), y0);
+    _mm256_maskstore_ps(dst + 8, _mm256_cmpgt_epi32(_mm256_sub_epi32(n, _mm256_set1_epi32(8)), lane), y1);
+  }
+}
+
+}  // namespace avx2
+
+const internal::IsaOps* internal::Avx2Ops() { return &avx2::Ops(); }
+}  // namespace xk
+
+#else  // !__x86_64__
+
+namespace xk {
+const internal::IsaOps* internal::Avx2Ops() { return nullptr; }
+}  // namespace xk
+
+#endif

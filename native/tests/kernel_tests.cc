@@ -1,0 +1,331 @@
+// Unit tests for the binary kernels, for every ISA this build and CPU can run.
+//
+// The reference is written from the definitions, on unpacked {-1,+1} values: a
+// convolution is a sum of products over the window (padding contributes 0 for
+// pad_values=0 and +1 * w for pad_values=1), the fused transform is
+// y = m * act(dot) + b, bitpacked output is the sign bit of that y expressed through the
+// threshold on the XOR-popcount (acc = (K - dot) / 2 > threshold), max-pooling is a max.
+// Every ISA must match the reference (floats to 1e-5 relative, integers exactly, int8 to
+// one unit of rounding) and all ISAs must agree bit for bit.
+//
+// Usage: kernel_tests [--isa NAME] [--cases N] [--seed S]; prints one line per ISA and
+// exits non-zero on the first mismatch.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../kernels.h"
+
+namespace {
+
+std::mt19937_64 rng;
+
+int Uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::fprintf(stderr, "FAIL: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// Packs {-1,+1} values (rows x cols) independently of the code under test.
+std::vector<int32_t> PackSigns(const std::vector<int8_t>& v, int64_t rows, int cols) {
+  const int words = (cols + 31) / 32;
+  std::vector<int32_t> out(rows * words, 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int c = 0; c < cols; ++c) {
+      if (v[r * cols + c] < 0) {
+        out[r * words + c / 32] =
+            static_cast<int32_t>(static_cast<uint32_t>(out[r * words + c / 32]) | 1u << (c % 32));
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<int8_t> RandomSigns(int64_t n) {
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = Uniform(0, 1) ? 1 : -1;
+  return v;
+}
+
+struct Case {
+  xk::BConvSpec spec;
+  std::string Describe() const {
+    const auto& s = spec;
+    char buf[400];
+    std::snprintf(buf, sizeof(buf),
+                  "n=%d %dx%dx%d groups=%d oc=%d k=%dx%d stride=%d,%d dil=%d,%d same=%d pad=%d "
+                  "act=%d out=%d",
+                  s.batch, s.in_h, s.in_w, s.channels_in, s.groups, s.channels_out, s.filter_h,
+                  s.filter_w, s.stride_h, s.stride_w, s.dilation_h, s.dilation_w,
+                  s.padding_same, s.pad_value, s.activation, static_cast<int>(s.output_type));
+    return buf;
+  }
+};
+
+int RefOutSize(bool same, int in, int k, int stride, int dil, int* pad) {
+  const int eff = (k - 1) * dil + 1;
+  const int out = same ? (in + stride - 1) / stride : (in - eff) / stride + 1;
+  const int total = std::max(0, (out - 1) * stride + eff - in);
+  *pad = same ? total / 2 : 0;
+  return out;
+}
+
+void CheckBConv(const std::vector<xk::Isa>& isas, const Case& c) {
+  const xk::BConvSpec& s = c.spec;
+  const int cin_g = s.channels_in / s.groups, ocg = s.channels_out / s.groups;
+  const auto x = RandomSigns(static_cast<int64_t>(s.batch) * s.in_h * s.in_w * s.channels_in);
+  const auto w = RandomSigns(static_cast<int64_t>(s.channels_out) * s.filter_h * s.filter_w *
+                             cin_g);
+  std::vector<float> m(s.channels_out), b(s.channels_out);
+  std::vector<int32_t> thr(s.channels_out);
+  const int K = s.filter_h * s.filter_w * cin_g;
+  for (int o = 0; o < s.channels_out; ++o) {
+    m[o] = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+    b[o] = std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng);
+    thr[o] = Uniform(-2, K + 1);
+  }
+  const auto xp = PackSigns(x, static_cast<int64_t>(s.batch) * s.in_h * s.in_w, s.channels_in);
+  // Filter words: [oc][kh][kw][words of cin_g]
+  const auto wp = PackSigns(w, static_cast<int64_t>(s.channels_out) * s.filter_h * s.filter_w,
+                            cin_g);
+
+  int pt, pl;
+  const int oh = RefOutSize(s.padding_same, s.in_h, s.filter_h, s.stride_h, s.dilation_h, &pt);
+  const int ow = RefOutSize(s.padding_same, s.in_w, s.filter_w, s.stride_w, s.dilation_w, &pl);
+  const int64_t pixels = static_cast<int64_t>(s.batch) * oh * ow;
+  // Reference: dot products.
+  std::vector<int32_t> dot(pixels * s.channels_out);
+  for (int n = 0; n < s.batch; ++n) {
+    for (int oy = 0; oy < oh; ++oy) {
+      for (int ox = 0; ox < ow; ++ox) {
+        for (int o = 0; o < s.channels_out; ++o) {
+          const int g = o / ocg;
+          int sum = 0;
+          for (int kh = 0; kh < s.filter_h; ++kh) {
+            for (int kw = 0; kw < s.filter_w; ++kw) {
+              const int iy = oy * s.stride_h - pt + kh * s.dilation_h;
+              const int ix = ox * s.stride_w - pl + kw * s.dilation_w;
+              const bool inside = iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w;
+              for (int ci = 0; ci < cin_g; ++ci) {
+                const int wv = w[((static_cast<int64_t>(o) * s.filter_h + kh) * s.filter_w + kw) *
+                                     cin_g + ci];
+                int xv = s.pad_value;  // +1 or 0 outside
+                if (inside) {
+                  xv = x[((static_cast<int64_t>(n) * s.in_h + iy) * s.in_w + ix) * s.channels_in +
+                         g * cin_g + ci];
+                }
+                sum += xv * wv;
+              }
+            }
+          }
+          dot[((static_cast<int64_t>(n) * oh + oy) * ow + ox) * s.channels_out + o] = sum;
+        }
+      }
+    }
+  }
+  int lo = -K, hi = K;
+  if (s.activation == xk::kActRelu) lo = 0;
+  if (s.activation == xk::kActReluN1To1) lo = -1, hi = 1;
+  if (s.activation == xk::kActRelu6) lo = 0, hi = std::min(6, K);
+
+  std::vector<uint8_t> first;
+  for (xk::Isa isa : isas) {
+    xk::BConvPlan plan;
+    const std::string err =
+        xk::PrepareBConv(isa, s, wp.data(), m.data(), b.data(), thr.data(), &plan);
+    if (!err.empty()) Fail(c.Describe() + ": prepare: " + err);
+    if (plan.out_h != oh || plan.out_w != ow) Fail(c.Describe() + ": output size");
+    size_t bytes = 0;
+    if (s.output_type == xk::OutputType::kFloat) bytes = pixels * s.channels_out * 4;
+    if (s.output_type == xk::OutputType::kInt8) bytes = pixels * s.channels_out;
+    if (s.output_type == xk::OutputType::kBitpacked) bytes = pixels * ((s.channels_out + 31) / 32) * 4;
+    std::vector<uint8_t> out(bytes, 0xAB);
+    xk::ThreadPool pool(Uniform(1, 3));
+    xk::RunBConv(plan, xp.data(), out.data(), &pool);
+    for (int64_t i = 0; i < pixels * s.channels_out; ++i) {
+      const int64_t px = i / s.channels_out;
+      const int o = static_cast<int>(i % s.channels_out);
+      const int d = std::max(lo, std::min(hi, dot[i]));
+      const double y = static_cast<double>(m[o]) * d + b[o];
+      if (s.output_type == xk::OutputType::kFloat) {
+        float got;
+        std::memcpy(&got, out.data() + 4 * i, 4);
+        const double tol = 1e-5 * (std::fabs(y) + std::fabs(m[o]) * K + std::fabs(b[o])) + 1e-6;
+        if (std::fabs(got - y) > tol) {
+          Fail(c.Describe() + " isa=" + xk::IsaName(isa) + ": float output " +
+               std::to_string(got) + " != " + std::to_string(y) + " at " + std::to_string(i));
+        }
+      } else if (s.output_type == xk::OutputType::kInt8) {
+        const double q = y / s.output_scale + s.output_zero_point;
+        const int want = static_cast<int>(std::max(-128.0, std::min(127.0, std::round(q))));
+        const int got = static_cast<int8_t>(out[i]);
+        if (std::abs(got - want) > 1 ||
+            (std::abs(got - want) == 1 && std::fabs(std::fabs(q - std::trunc(q)) - 0.5) > 1e-3)) {
+          Fail(c.Describe() + " isa=" + xk::IsaName(isa) + ": int8 output " +
+               std::to_string(got) + " != " + std::to_string(want));
+        }
+      } else {
+        const int words = (s.channels_out + 31) / 32;
+        uint32_t word;
+        std::memcpy(&word, out.data() + 4 * (px * words + o / 32), 4);
+        const bool got = word >> (o % 32) & 1u;
+        const bool want = (K - dot[i]) > 2 * thr[o];  // acc = (K - dot) / 2 > threshold
+        if (got != want) {
+          Fail(c.Describe() + " isa=" + xk::IsaName(isa) + ": bit at " + std::to_string(i));
+        }
+      }
+    }
+    if (s.output_type == xk::OutputType::kBitpacked && s.channels_out % 32 != 0) {
+      const int words = (s.channels_out + 31) / 32;
+      for (int64_t px = 0; px < pixels; ++px) {
+        uint32_t word;
+        std::memcpy(&word, out.data() + 4 * (px * words + words - 1), 4);
+        if (word >> (s.channels_out % 32) != 0) Fail(c.Describe() + ": padding bits not zero");
+      }
+    }
+    if (first.empty()) {
+      first = out;
+    } else if (out != first) {
+      Fail(c.Describe() + " isa=" + xk::IsaName(isa) + ": differs from " + xk::IsaName(isas[0]));
+    }
+  }
+}
+
+Case RandomCase() {
+  Case c;
+  xk::BConvSpec& s = c.spec;
+  s.batch = Uniform(1, 2);
+  s.groups = Uniform(0, 4) == 0 ? 2 : 1;
+  static const int kChannels[] = {1, 3, 16, 31, 32, 33, 64, 65, 96, 128, 160, 256};
+  s.channels_in = s.groups == 1 ? kChannels[Uniform(0, 11)] : 32 * s.groups * Uniform(1, 3);
+  static const int kOut[] = {1, 2, 7, 16, 17, 32, 33, 48, 64, 80};
+  s.channels_out = kOut[Uniform(0, 9)] * s.groups;
+  s.filter_h = Uniform(1, 3) * 2 - 1;
+  s.filter_w = Uniform(0, 3) == 0 ? Uniform(1, 4) : s.filter_h;
+  s.stride_h = Uniform(1, 2);
+  s.stride_w = Uniform(0, 3) == 0 ? Uniform(1, 3) : s.stride_h;
+  s.dilation_h = Uniform(0, 3) == 0 ? 2 : 1;
+  s.dilation_w = Uniform(0, 3) == 0 ? 2 : 1;
+  s.padding_same = Uniform(0, 2) != 0;
+  s.pad_value = Uniform(0, 1);
+  s.activation = Uniform(0, 3);
+  s.output_type = static_cast<xk::OutputType>(Uniform(0, 2));
+  s.output_scale = std::uniform_real_distribution<float>(0.05f, 0.5f)(rng);
+  s.output_zero_point = Uniform(-20, 20);
+  // VALID windows must fit; SAME ones may be larger than the input. Odd channel counts
+  // with zero padding and integer outputs are outside what LCE supports (its reference
+  // adds channels / 2 per padded tap); keep the reference comparable.
+  const int min_h = s.padding_same ? 1 : (s.filter_h - 1) * s.dilation_h + 1;
+  const int min_w = s.padding_same ? 1 : (s.filter_w - 1) * s.dilation_w + 1;
+  s.in_h = Uniform(min_h, min_h + 9);
+  s.in_w = Uniform(min_w, min_w + 9);
+  if (s.padding_same && s.pad_value == 0 && s.channels_in / s.groups % 2 == 1) s.pad_value = 1;
+  return c;
+}
+
+void CheckPoolAndPacking(const std::vector<xk::Isa>& isas) {
+  // Quantize: float signs including -0.0 (not negative) and int8 around a zero point.
+  const int rows = Uniform(1, 5), cols = Uniform(1, 100);
+  std::vector<float> f(rows * cols);
+  std::vector<int8_t> q(rows * cols), sgn(rows * cols), sgn8(rows * cols);
+  const int zp = Uniform(-5, 5);
+  for (int i = 0; i < rows * cols; ++i) {
+    f[i] = Uniform(0, 9) == 0 ? -0.0f : std::uniform_real_distribution<float>(-1, 1)(rng);
+    sgn[i] = f[i] < 0 ? -1 : 1;
+    q[i] = static_cast<int8_t>(Uniform(-128, 127));
+    sgn8[i] = q[i] < zp ? -1 : 1;
+  }
+  const auto want_f = PackSigns(sgn, rows, cols), want_q = PackSigns(sgn8, rows, cols);
+  for (xk::Isa isa : isas) {
+    std::vector<int32_t> got(want_f.size(), -1);
+    xk::QuantizeFloat(isa, f.data(), rows, cols, got.data());
+    if (got != want_f) Fail(std::string("QuantizeFloat isa=") + xk::IsaName(isa));
+    xk::QuantizeInt8(isa, q.data(), rows, cols, zp, got.data());
+    if (got != want_q) Fail(std::string("QuantizeInt8 isa=") + xk::IsaName(isa));
+  }
+  std::vector<float> back(rows * cols);
+  xk::DequantizeFloat(want_f.data(), rows, cols, back.data());
+  for (int i = 0; i < rows * cols; ++i) {
+    if (back[i] != sgn[i]) Fail("DequantizeFloat");
+  }
+
+  // Max-pool on {-1,+1}: the max of a window, windows clipped at the border.
+  xk::BMaxPoolSpec s;
+  s.batch = Uniform(1, 2);
+  s.in_h = Uniform(1, 9);
+  s.in_w = Uniform(1, 9);
+  const int ch = Uniform(1, 100);
+  s.words = (ch + 31) / 32;
+  s.filter_h = Uniform(1, 3);
+  s.filter_w = Uniform(1, 3);
+  s.stride_h = Uniform(1, 3);
+  s.stride_w = Uniform(1, 3);
+  s.padding_same = Uniform(0, 1);
+  if (!s.padding_same && (s.in_h < s.filter_h || s.in_w < s.filter_w)) s.padding_same = true;
+  const auto x = RandomSigns(static_cast<int64_t>(s.batch) * s.in_h * s.in_w * ch);
+  const auto xp = PackSigns(x, static_cast<int64_t>(s.batch) * s.in_h * s.in_w, ch);
+  int pt, pl;
+  const int oh = RefOutSize(s.padding_same, s.in_h, s.filter_h, s.stride_h, 1, &pt);
+  const int ow = RefOutSize(s.padding_same, s.in_w, s.filter_w, s.stride_w, 1, &pl);
+  std::vector<int8_t> ref(static_cast<int64_t>(s.batch) * oh * ow * ch, -1);
+  for (int n = 0; n < s.batch; ++n) {
+    for (int oy = 0; oy < oh; ++oy) {
+      for (int ox = 0; ox < ow; ++ox) {
+        for (int c = 0; c < ch; ++c) {
+          int best = -1;
+          for (int ky = 0; ky < s.filter_h; ++ky) {
+            for (int kx = 0; kx < s.filter_w; ++kx) {
+              const int iy = oy * s.stride_h - pt + ky, ix = ox * s.stride_w - pl + kx;
+              if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w) continue;
+              best = std::max<int>(best, x[((static_cast<int64_t>(n) * s.in_h + iy) * s.in_w + ix) * ch + c]);
+            }
+          }
+          ref[((static_cast<int64_t>(n) * oh + oy) * ow + ox) * ch + c] = static_cast<int8_t>(best);
+        }
+      }
+    }
+  }
+  const auto want = PackSigns(ref, static_cast<int64_t>(s.batch) * oh * ow, ch);
+  for (xk::Isa isa : isas) {
+    std::vector<int32_t> got(want.size(), 0);
+    int got_h, got_w;
+    xk::ThreadPool pool(2);
+    xk::BMaxPool(isa, s, xp.data(), got.data(), &got_h, &got_w, &pool);
+    if (got_h != oh || got_w != ow) Fail("BMaxPool output size");
+    // Only real channel bits are defined (padding bits of the input are 0, so they AND to 0).
+    if (got != want) Fail(std::string("BMaxPool isa=") + xk::IsaName(isa));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int cases = 200;
+  uint64_t seed = 1234;
+  std::string only;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--cases") cases = std::atoi(argv[i + 1]);
+    else if (flag == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (flag == "--isa") only = argv[i + 1];
+    else Fail("unknown flag " + flag);
+  }
+  rng.seed(seed);
+  std::vector<xk::Isa> isas;
+  for (xk::Isa isa : {xk::Isa::kPortable, xk::Isa::kAvx2, xk::Isa::kNeon}) {
+    if (xk::IsaAvailable(isa) && (only.empty() || only == xk::IsaName(isa))) isas.push_back(isa);
+  }
+  if (isas.empty()) Fail("no ISA available for --isa " + only);
+  for (int i = 0; i < cases; ++i) {
+    CheckBConv(isas, RandomCase());
+    if (i % 4 == 0) CheckPoolAndPacking(isas);
+  }
+  for (xk::Isa isa : isas) std::printf("PASS %s: %d binary convolutions\n", xk::IsaName(isa), cases);
+  return 0;
+}

@@ -1,0 +1,182 @@
+// The slice of TensorFlow Lite's C ABI this library relies on, declared here because the
+// tensorflow pip wheel ships no TFLite headers and exports no TFLite symbols.
+//
+// How the kernels reach stock TFLite: through the *external delegate* plugin interface
+// (`tf.lite.experimental.load_delegate(path)` dlopens this library and calls
+// `tflite_plugin_create_delegate`). Everything after that goes through plain C structs that
+// TFLite hands us; we call no TFLite function by symbol, only the function pointers stored
+// in `TfLiteContext`. TFLite documents these structs as "semi-ABI stable": fields are only
+// ever appended, never reordered. We rely on:
+//   * TfLiteIntArray, TfLiteQuantizationParams, TfLiteTensor (sizeof 112 on LP64),
+//     TfLiteNode, TfLiteRegistration (passed by value: we declare the largest known form,
+//     ending in `inplace_operator`), TfLiteDelegate, TfLiteDelegateParams;
+//   * TfLiteContext: tensors_size, GetExecutionPlan, tensors, ResizeTensor, ReportError,
+//     GetNodeAndRegistration, ReplaceNodeSubsetsWithDelegateKernels and
+//     recommended_num_threads (later fields are declared for layout only, never used);
+//   * ResizeTensor taking ownership of a malloc'ed TfLiteIntArray (freed with free());
+//   * unresolved custom ops being given a placeholder registration whose custom_name is
+//     the op's name, and the delegate flag kTfLiteDelegateFlagsAllowDynamicTensors (1)
+//     keeping TFLite from preparing those placeholders before delegation.
+// delegate.cc `CheckAbi` validates the layout when the delegate is applied (enum ranges,
+// shapes and byte sizes over the whole tensor array, node tensor indices) and makes
+// ModifyGraphWithDelegate fail with a message naming this file if anything is off.
+//   * enum values: TfLiteStatus, TfLiteType, TfLiteAllocationType, builtin codes
+//     CUSTOM = 32 and DELEGATE = 51 (from the .tflite schema, so fixed forever).
+// Verified against tensorflow==2.21.0 (tests/test_native.py VERIFIED_TENSORFLOW).
+#ifndef XNOR_KERAS_NATIVE_TFLITE_ABI_H_
+#define XNOR_KERAS_NATIVE_TFLITE_ABI_H_
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" {
+
+typedef enum { kTfLiteOk = 0, kTfLiteError = 1, kTfLiteDelegateError = 2 } TfLiteStatus;
+
+typedef enum {
+  kTfLiteNoType = 0,
+  kTfLiteFloat32 = 1,
+  kTfLiteInt32 = 2,
+  kTfLiteUInt8 = 3,
+  kTfLiteInt64 = 4,
+  kTfLiteString = 5,
+  kTfLiteBool = 6,
+  kTfLiteInt16 = 7,
+  kTfLiteComplex64 = 8,
+  kTfLiteInt8 = 9,
+} TfLiteType;
+
+typedef enum {
+  kTfLiteMemNone = 0,
+  kTfLiteMmapRo = 1,
+  kTfLiteArenaRw = 2,
+  kTfLiteArenaRwPersistent = 3,
+  kTfLiteDynamic = 4,
+  kTfLitePersistentRo = 5,
+} TfLiteAllocationType;
+
+enum { kTfLiteBuiltinCustom = 32, kTfLiteBuiltinDelegate = 51 };
+
+struct TfLiteContext;
+struct TfLiteDelegate;
+
+struct TfLiteIntArray {
+  int size;
+  int data[];
+};
+
+struct TfLiteQuantizationParams {
+  float scale;
+  int32_t zero_point;
+};
+
+struct TfLiteQuantization {
+  int type;
+  void* params;
+};
+
+struct TfLiteTensor {
+  TfLiteType type;
+  void* data;
+  TfLiteIntArray* dims;
+  TfLiteQuantizationParams params;
+  TfLiteAllocationType allocation_type;
+  size_t bytes;
+  const void* allocation;
+  const char* name;
+  TfLiteDelegate* delegate;
+  int buffer_handle;
+  bool data_is_stale;
+  bool is_variable;
+  TfLiteQuantization quantization;
+  void* sparsity;
+  const TfLiteIntArray* dims_signature;
+};
+
+struct TfLiteNode {
+  TfLiteIntArray* inputs;
+  TfLiteIntArray* outputs;
+  TfLiteIntArray* intermediates;
+  TfLiteIntArray* temporaries;
+  void* user_data;
+  void* builtin_data;
+  const void* custom_initial_data;
+  int custom_initial_data_size;
+  TfLiteDelegate* delegate;
+  bool might_have_side_effect;
+};
+
+struct TfLiteRegistration {
+  void* (*init)(TfLiteContext* context, const char* buffer, size_t length);
+  void (*free)(TfLiteContext* context, void* buffer);
+  TfLiteStatus (*prepare)(TfLiteContext* context, TfLiteNode* node);
+  TfLiteStatus (*invoke)(TfLiteContext* context, TfLiteNode* node);
+  const char* (*profiling_string)(const TfLiteContext* context, const TfLiteNode* node);
+  int32_t builtin_code;
+  const char* custom_name;
+  int version;
+  void* registration_external;
+  void* (*async_kernel)(TfLiteContext* context, TfLiteNode* node);
+  uint64_t inplace_operator;
+};
+
+struct TfLiteDelegateParams {
+  TfLiteDelegate* delegate;
+  TfLiteIntArray* nodes_to_replace;
+  TfLiteIntArray* input_tensors;
+  TfLiteIntArray* output_tensors;
+};
+
+struct TfLiteContext {
+  size_t tensors_size;
+  TfLiteStatus (*GetExecutionPlan)(TfLiteContext* context, TfLiteIntArray** execution_plan);
+  TfLiteTensor* tensors;
+  void* impl_;
+  TfLiteStatus (*ResizeTensor)(TfLiteContext*, TfLiteTensor* tensor, TfLiteIntArray* new_size);
+  void (*ReportError)(TfLiteContext*, const char* msg, ...);
+  TfLiteStatus (*AddTensors)(TfLiteContext*, int tensors_to_add, int* first_new_tensor_index);
+  TfLiteStatus (*GetNodeAndRegistration)(TfLiteContext*, int node_index, TfLiteNode** node,
+                                         TfLiteRegistration** registration);
+  TfLiteStatus (*ReplaceNodeSubsetsWithDelegateKernels)(TfLiteContext*,
+                                                        TfLiteRegistration registration,
+                                                        const TfLiteIntArray* nodes_to_replace,
+                                                        TfLiteDelegate* delegate);
+  int recommended_num_threads;
+  void* (*GetExternalContext)(TfLiteContext*, int);
+  void (*SetExternalContext)(TfLiteContext*, int, void*);
+  bool allow_fp32_relax_to_fp16;
+  void* profiler;
+  void* (*AllocatePersistentBuffer)(TfLiteContext* ctx, size_t bytes);
+  TfLiteStatus (*AllocateBufferForEval)(TfLiteContext* ctx, size_t bytes, void** ptr);
+  TfLiteStatus (*RequestScratchBufferInArena)(TfLiteContext* ctx, size_t bytes, int* buffer_idx);
+  void* (*GetScratchBuffer)(TfLiteContext* ctx, int buffer_idx);
+  TfLiteStatus (*ResizeTensorExplicit)(TfLiteContext* ctx, TfLiteTensor* tensor, int dims,
+                                       const int* shape);
+  TfLiteStatus (*PreviewDelegatePartitioning)(TfLiteContext* context,
+                                              const TfLiteIntArray* nodes_to_replace,
+                                              TfLiteDelegateParams** partition_params_array,
+                                              int* num_partitions);
+  TfLiteTensor* (*GetTensor)(const TfLiteContext* context, int tensor_idx);
+};
+
+struct TfLiteDelegate {
+  void* data_;
+  TfLiteStatus (*Prepare)(TfLiteContext* context, TfLiteDelegate* delegate);
+  TfLiteStatus (*CopyFromBufferHandle)(TfLiteContext*, TfLiteDelegate*, int, TfLiteTensor*);
+  TfLiteStatus (*CopyToBufferHandle)(TfLiteContext*, TfLiteDelegate*, int, TfLiteTensor*);
+  void (*FreeBufferHandle)(TfLiteContext*, TfLiteDelegate*, int*);
+  int64_t flags;
+  void* opaque_delegate_builder;
+};
+
+}  // extern "C"
+
+#if defined(__LP64__) || defined(_LP64)
+static_assert(sizeof(TfLiteTensor) == 112, "TfLiteTensor layout (LP64)");
+static_assert(offsetof(TfLiteTensor, bytes) == 40, "TfLiteTensor layout (LP64)");
+static_assert(offsetof(TfLiteNode, custom_initial_data) == 48, "TfLiteNode layout (LP64)");
+static_assert(offsetof(TfLiteRegistration, custom_name) == 48, "TfLiteRegistration layout");
+static_assert(offsetof(TfLiteContext, recommended_num_threads) == 72, "TfLiteContext layout");
+#endif
+
+#endif  // XNOR_KERAS_NATIVE_TFLITE_ABI_H_
