@@ -250,6 +250,15 @@ def test_cpp_kernels_neon_under_qemu(tmp_path):
     assert "PASS neon" in result.stdout and "PASS portable" in result.stdout
 
 
+def test_bazel_builds_library_and_passes_unit_tests():
+    """native/WORKSPACE builds offline with Debian's Bazel 4 (see its comments)."""
+    _require("bazel")
+    result = subprocess.run(["bazel", "--batch", "test", "//:kernel_tests", "//:libxnor_kernels.so"],
+                            cwd=native.NATIVE_DIR, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1 test passes" in result.stdout + result.stderr
+
+
 # ---------------------------------------------------------- ops against LCE ---
 
 @pytest.mark.parametrize("isa", [None, "portable"])

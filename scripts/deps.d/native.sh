@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # System packages for native/ (the C++ binary-kernel library and its tests): the host
-# C++ compiler, the aarch64 cross compiler with its sysroot (/usr/aarch64-linux-gnu) and
+# C++ compiler, the aarch64 cross compiler with its sysroot (/usr/aarch64-linux-gnu),
 # qemu-aarch64-static, which runs the ARM64 (NEON) unit tests as
-# `qemu-aarch64-static -L /usr/aarch64-linux-gnu ./prog` (binfmt is not needed).
+# `qemu-aarch64-static -L /usr/aarch64-linux-gnu ./prog` (binfmt is not needed), and
+# Bazel 4 with Debian's rules_java for the offline Bazel build (native/WORKSPACE).
 # Idempotent: a quick no-op when everything is already installed; otherwise apt-get update
 # once, then install. Runs as root.
 set -euo pipefail
 
-packages=(g++ g++-aarch64-linux-gnu qemu-user-static)
-commands=(g++ aarch64-linux-gnu-g++ qemu-aarch64-static)
+packages=(g++ g++-aarch64-linux-gnu qemu-user-static bazel-bootstrap bazel-rules-java)
+commands=(g++ aarch64-linux-gnu-g++ qemu-aarch64-static bazel)
 
 missing=0
 for cmd in "${commands[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing=1
 done
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing=1
+done
 if [ "$missing" = 0 ]; then
-  echo "native.sh: g++, aarch64-linux-gnu-g++ and qemu-aarch64-static already installed"
+  echo "native.sh: ${packages[*]} already installed"
   exit 0
 fi
 
