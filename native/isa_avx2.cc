@@ -28,7 +28,7 @@ namespace xk {
 namespace avx2 {
 
 constexpr int kMicroRows = 2;
-constexpr int kAWordsPerK = 2;   // low nibbles, high nibbles
+constexpr int kAWordsPerK = 2;   // low nibbles, high nibbles (see PackARow)
 constexpr int kBWordsPerK = 32;  // 4 vectors of low nibbles, 4 of high nibbles
 constexpr uint64_t kNibbles = 0x0F0F0F0F0F0F0F0Full;
 
@@ -53,10 +53,11 @@ XK_TARGET inline void PackPanel(const uint32_t* const* rows, int k32, int k64, u
   }
 }
 
+// A packed activation row: k64 words of low nibbles, then k64 words of high nibbles.
 XK_TARGET inline void PackARow(const uint64_t* raw, int k64, uint64_t* out) {
   for (int k = 0; k < k64; ++k) {
-    out[2 * k] = raw[k] & kNibbles;
-    out[2 * k + 1] = (raw[k] >> 4) & kNibbles;
+    out[k] = raw[k] & kNibbles;
+    out[k64 + k] = (raw[k] >> 4) & kNibbles;
   }
 }
 
@@ -70,7 +71,7 @@ XK_TARGET inline __m256i CountStep(__m256i acc, __m256i lut, __m256i a_lo, __m25
 // Per-byte popcounts of steps [k_begin, k_end) (at most 31, so bytes cannot overflow),
 // reduced with `vpsadbw` to per-lane sums: out[r * 4 + v] for row r and vector v.
 XK_TARGET inline void CountChunk(const uint64_t* a0, const uint64_t* a1, const uint64_t* b,
-                                 int k_begin, int k_end, __m256i* out) {
+                                 int k64, int k_begin, int k_end, __m256i* out) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i zero = _mm256_setzero_si256();
@@ -78,14 +79,14 @@ XK_TARGET inline void CountChunk(const uint64_t* a0, const uint64_t* a1, const u
   __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero;
   for (int k = k_begin; k < k_end; ++k) {
     const __m256i* bk = reinterpret_cast<const __m256i*>(b + k * 32);
-    const __m256i a0_lo = _mm256_set1_epi64x(static_cast<int64_t>(a0[2 * k]));
-    const __m256i a0_hi = _mm256_set1_epi64x(static_cast<int64_t>(a0[2 * k + 1]));
+    const __m256i a0_lo = _mm256_set1_epi64x(static_cast<int64_t>(a0[k]));
+    const __m256i a0_hi = _mm256_set1_epi64x(static_cast<int64_t>(a0[k64 + k]));
     c00 = CountStep(c00, lut, a0_lo, a0_hi, bk + 0, bk + 4);
     c01 = CountStep(c01, lut, a0_lo, a0_hi, bk + 1, bk + 5);
     c02 = CountStep(c02, lut, a0_lo, a0_hi, bk + 2, bk + 6);
     c03 = CountStep(c03, lut, a0_lo, a0_hi, bk + 3, bk + 7);
-    const __m256i a1_lo = _mm256_set1_epi64x(static_cast<int64_t>(a1[2 * k]));
-    const __m256i a1_hi = _mm256_set1_epi64x(static_cast<int64_t>(a1[2 * k + 1]));
+    const __m256i a1_lo = _mm256_set1_epi64x(static_cast<int64_t>(a1[k]));
+    const __m256i a1_hi = _mm256_set1_epi64x(static_cast<int64_t>(a1[k64 + k]));
     c10 = CountStep(c10, lut, a1_lo, a1_hi, bk + 0, bk + 4);
     c11 = CountStep(c11, lut, a1_lo, a1_hi, bk + 1, bk + 5);
     c12 = CountStep(c12, lut, a1_lo, a1_hi, bk + 2, bk + 6);
@@ -105,10 +106,13 @@ XK_TARGET inline void CountChunk(const uint64_t* a0, const uint64_t* a1, const u
 // of CountChunk for the 16 ymm registers.
 XK_TARGET __attribute__((noinline)) void CountLong(const uint64_t* a0, const uint64_t* a1,
                                                    const uint64_t* b, int k64, __m256i* sums) {
-  CountChunk(a0, a1, b, 0, 31, sums);
-  for (int k = 31; k < k64; k += 31) {
+  // Equal chunks of at most 31 steps.
+  const int chunks = (k64 + 30) / 31;
+  const int step = (k64 + chunks - 1) / chunks;
+  CountChunk(a0, a1, b, k64, 0, step, sums);
+  for (int k = step; k < k64; k += step) {
     __m256i part[8];
-    CountChunk(a0, a1, b, k, k64 - k > 31 ? k + 31 : k64, part);
+    CountChunk(a0, a1, b, k64, k, k64 - k > step ? k + step : k64, part);
     for (int i = 0; i < 8; ++i) sums[i] = _mm256_add_epi64(sums[i], part[i]);
   }
 }
@@ -117,7 +121,7 @@ XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, i
                                   int32_t (*acc)[16]) {
   __m256i s[8];
   if (k64 <= 31) {
-    CountChunk(a[0], a[1], b, 0, k64, s);
+    CountChunk(a[0], a[1], b, k64, 0, k64, s);
   } else {
     CountLong(a[0], a[1], b, k64, s);
   }
