@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import fcntl
 import hashlib
@@ -151,25 +150,6 @@ def _raise_on_failure(result, cache: Path) -> None:
     raise DeployError(f"building the native kernels failed: {lines[0].strip()} (log: {log})")
 
 
-@contextlib.contextmanager
-def _isa_environment(isa: str | None):
-    """Temporarily sets XNOR_KERAS_NATIVE_ISA (read by the library when a delegate is made)."""
-    if isa is None:
-        yield
-        return
-    if isa not in ISAS:
-        raise DeployError(f"isa must be one of {', '.join(ISAS)}. Received: {isa!r}")
-    old = os.environ.get("XNOR_KERAS_NATIVE_ISA")
-    os.environ["XNOR_KERAS_NATIVE_ISA"] = isa
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["XNOR_KERAS_NATIVE_ISA"]
-        else:
-            os.environ["XNOR_KERAS_NATIVE_ISA"] = old
-
-
 def _library() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(build_library()))
     lib.xnor_keras_selected_isa.restype = ctypes.c_char_p
@@ -178,10 +158,9 @@ def _library() -> ctypes.CDLL:
     return lib
 
 
-def library_info(*, isa: str | None = None) -> dict:
+def library_info() -> dict:
     """``{"path": ..., "isa": ...}``: the library and the kernel path it would use."""
-    with _isa_environment(isa):
-        selected = _library().xnor_keras_selected_isa().decode()
+    selected = _library().xnor_keras_selected_isa().decode()
     if selected.startswith("error: "):
         raise DeployError(selected[len("error: "):])
     return {"path": str(build_library()), "isa": selected}
@@ -200,11 +179,14 @@ def load_delegate(*, num_threads: int | None = None, isa: str | None = None):
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
             raise DeployError(f"num_threads must be a positive integer. Received: {num_threads!r}")
         options["num_threads"] = num_threads
-    with _isa_environment(isa):
-        try:
-            return tf.lite.experimental.load_delegate(str(build_library()), options)
-        except ValueError as error:
-            raise DeployError(f"native kernels: {error}") from None
+    if isa is not None:
+        if isa not in ISAS:
+            raise DeployError(f"isa must be one of {', '.join(ISAS)}. Received: {isa!r}")
+        options["isa"] = isa
+    try:
+        return tf.lite.experimental.load_delegate(str(build_library()), options)
+    except ValueError as error:
+        raise DeployError(f"native kernels: {error}") from None
 
 
 def delegate_report(delegate) -> dict:

@@ -1,0 +1,252 @@
+"""Speed of the native binary kernels against LCE, float32 XNNPACK and int8 (issue 6).
+
+Measures median latency, interleaved in one run (every round times every case on every
+runtime, in rotating order, so machine noise hits all alike), of
+
+- single 3x3 binary convolutions, SAME padding (pad_values=1), C -> C channels:
+  56x56x64, 28x28x128, 14x14x256, 7x7x512;
+- whole models: XNOR ResNet-18 and XNOR AlexNet (224x224x3) and the default
+  Fashion-MNIST network (fashion_net), converted with ``deploy.convert.convert_model``;
+
+on four runtimes:
+
+- ``native``: this project's kernels (deploy.native) inside stock tf.lite; float ops on
+  XNNPACK;
+- ``lce``: larq-compute-engine's interpreter in its fastest x86 setting
+  (use_indirect_bgemm=True, use_xnnpack=True);
+- ``float32``: the float twin (same architecture in full precision) on stock tf.lite
+  with XNNPACK;
+- ``int8``: the float twin after post-training int8 quantization (representative data:
+  standard-normal inputs) on stock tf.lite.
+
+Weights are random (speed does not depend on their values). Before timing, native and
+LCE outputs are compared on the same input. Prints a Markdown table and writes it with
+the raw numbers to ``--output_dir`` (results.md, results.json); a second table gives the
+minimum latencies, which a busy machine (other processes on the same cores) distorts
+less than the medians. The 1-minute load average before and after timing is printed.
+
+    python benchmarks/bench_kernels.py                       # everything, one thread
+    python benchmarks/bench_kernels.py --cases=layers --rounds=5
+    python benchmarks/bench_kernels.py --threads=2
+"""
+
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import xnor_keras  # noqa: E402,F401  (legacy Keras before TensorFlow)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from deploy import native  # noqa: E402
+
+FLAGS = flags.FLAGS
+LAYERS = {"56x56x64": (56, 64), "28x28x128": (28, 128), "14x14x256": (14, 256),
+          "7x7x512": (7, 512)}
+MODELS = {"resnet18": "XNOR ResNet-18 (224)", "alexnet": "XNOR AlexNet (224)",
+          "fashion_net": "fashion_net (28x28)"}
+RUNTIMES = ("native", "lce", "float32", "int8")
+flags.DEFINE_list("cases", ["layers", "models"],
+                  f"'layers', 'models', or names from: {', '.join([*LAYERS, *MODELS])}.")
+flags.DEFINE_integer("threads", 1, "Threads for every runtime.")
+flags.DEFINE_integer("rounds", 12, "Interleaved rounds; each times every case on every runtime.")
+flags.DEFINE_float("seconds_per_measure", 0.15, "Invocations per round and pair fill this long.")
+flags.DEFINE_string("output_dir", "out/bench_kernels", "Where results.md / results.json go.")
+
+
+def _layer_models(size, channels):
+    import larq as lq
+
+    inp = tf.keras.Input((size, size, channels))
+    binary = tf.keras.Model(inp, lq.layers.QuantConv2D(
+        channels, 3, padding="same", pad_values=1, input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False)(inp))
+    inp = tf.keras.Input((size, size, channels))
+    floating = tf.keras.Model(inp, tf.keras.layers.Conv2D(channels, 3, padding="same",
+                                                          use_bias=False)(inp))
+    return binary, floating
+
+
+def _convert_binary_layer(model):
+    import larq_compute_engine as lce
+
+    return lce.convert_keras_model(model)
+
+
+def _convert_float(model, *, int8):
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8:
+        shape = tuple(model.inputs[0].shape[1:])
+        rng = np.random.default_rng(0)
+
+        def representative():
+            for _ in range(8):
+                yield [rng.normal(size=(1, *shape)).astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def _flatbuffers(case):
+    """{runtime: flatbuffer} for one case (native and lce share the binary one)."""
+    from deploy.convert import convert_model
+    from xnor_keras import models
+
+    tf.keras.backend.clear_session()
+    tf.keras.utils.set_random_seed(0)
+    if case in LAYERS:
+        binary, floating = _layer_models(*LAYERS[case])
+        binary_fb = _convert_binary_layer(binary)
+    else:
+        binary_fb = convert_model(models.build(case, "xnor")).flatbuffer
+        floating = models.build(case, "fp")
+    return {"native": binary_fb, "lce": binary_fb,
+            "float32": _convert_float(floating, int8=False),
+            "int8": _convert_float(floating, int8=True)}
+
+
+class _Timed:
+    """One runtime on one model, input set once; ``__call__`` runs one inference."""
+
+    def __init__(self, runtime, flatbuffer, x, threads):
+        self.runtime = runtime
+        if runtime == "lce":
+            from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+            self._lce = Interpreter(flatbuffer, num_threads=threads, use_reference_bconv=False,
+                                    use_indirect_bgemm=True, use_xnnpack=True).interpreter
+            self._inputs = [x if self._lce.input_types[0] == np.float32 else
+                            np.zeros(x.shape, self._lce.input_types[0])]
+            return
+        if runtime == "native":
+            self._interpreter = native.tflite_interpreter(flatbuffer, num_threads=threads)
+        else:
+            self._interpreter = tf.lite.Interpreter(model_content=flatbuffer,
+                                                    num_threads=threads)
+            self._interpreter.allocate_tensors()
+        detail = self._interpreter.get_input_details()[0]
+        self._interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
+        self._output = self._interpreter.get_output_details()[0]["index"]
+
+    def __call__(self):
+        if self.runtime == "lce":
+            return self._lce.predict(self._inputs)[0]
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output)
+
+    def report(self):
+        if self.runtime == "native":
+            return native.delegate_report(self._interpreter.xnor_keras_delegate)
+        return None
+
+
+def _measure(fn, count):
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _cases():
+    selected = []
+    for item in FLAGS.cases:
+        if item == "layers":
+            selected += list(LAYERS)
+        elif item == "models":
+            selected += list(MODELS)
+        elif item in LAYERS or item in MODELS:
+            selected.append(item)
+        else:
+            raise app.UsageError(f"unknown case {item!r}")
+    return list(dict.fromkeys(selected))
+
+
+def _table(cases, stats, checks, header):
+    lines = [header, "",
+             "| case | native ms | LCE ms | float32 ms | int8 ms | × vs float32 | × vs LCE | "
+             "× vs int8 | max abs(native − LCE) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for case in cases:
+        m = stats[case]
+        label = f"{case} 3x3 binary" if case in LAYERS else MODELS[case]
+        lines.append(
+            f"| {label} | {m['native']:.3f} | {m['lce']:.3f} | {m['float32']:.3f} | "
+            f"{m['int8']:.3f} | {m['float32'] / m['native']:.2f} | {m['lce'] / m['native']:.2f} | "
+            f"{m['int8'] / m['native']:.2f} | {checks[case]:.2g} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    cases = _cases()
+    threads = FLAGS.threads
+    info = native.library_info()
+    timed, checks = {}, {}
+    rng = np.random.default_rng(1)
+    for case in tqdm(cases, desc="convert"):
+        flatbuffers = _flatbuffers(case)
+        shape = tf.lite.Interpreter(model_content=flatbuffers["float32"]).get_input_details()[0]
+        x = rng.normal(size=shape["shape"]).astype(np.float32)
+        timed[case] = {r: _Timed(r, flatbuffers[r], x, threads) for r in RUNTIMES}
+        ours, theirs = timed[case]["native"](), timed[case]["lce"]()
+        checks[case] = float(np.max(np.abs(ours.astype(np.float64) - theirs)))
+    counts = {}
+    for case in cases:
+        for runtime, fn in timed[case].items():
+            fn()  # warm up
+            one = min(_measure(fn, 3))
+            counts[(case, runtime)] = max(1, int(FLAGS.seconds_per_measure / max(one, 1e-6)))
+    samples = {(case, r): [] for case in cases for r in RUNTIMES}
+    load_before = os.getloadavg()[0]
+    for round_index in tqdm(range(FLAGS.rounds), desc="rounds"):
+        for case in cases:
+            order = RUNTIMES[round_index % 4:] + RUNTIMES[:round_index % 4]
+            for runtime in order:
+                samples[(case, runtime)] += _measure(timed[case][runtime],
+                                                     counts[(case, runtime)])
+    medians = {case: {r: 1000 * float(np.median(samples[(case, r)])) for r in RUNTIMES}
+               for case in cases}
+    minima = {case: {r: 1000 * float(np.min(samples[(case, r)])) for r in RUNTIMES}
+              for case in cases}
+    report = timed[cases[0]]["native"].report()
+    load = " / ".join(f"{x:.1f}" for x in (load_before, os.getloadavg()[0]))
+    setup = (f"{threads} thread(s), {FLAGS.rounds} interleaved rounds; native kernels: "
+             f"{report['isa']}; CPU: {_cpu_name()} ({os.cpu_count()} cores, 1-min load "
+             f"average before / after: {load}); TensorFlow {tf.__version__}.")
+    table = (_table(cases, medians, checks, f"**Median latency**, {setup}") + "\n" +
+             _table(cases, minima, checks, "**Best latency** (minimum over all runs; less "
+                    "sensitive to other processes on a busy machine)."))
+    print(table)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
+        json.dump({"threads": threads, "rounds": FLAGS.rounds, "isa": report["isa"],
+                   "library": info["path"], "cpu": _cpu_name(), "medians_ms": medians,
+                   "minima_ms": minima, "max_abs_native_minus_lce": checks,
+                   "load_average": [load_before, os.getloadavg()[0]]}, f, indent=2)
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    app.run(main)
