@@ -59,6 +59,15 @@ struct DelegateState {
   int partitions = 0;  // delegate kernels: runs of consecutive LCE ops
   int threads_used = 1;
   std::atomic<int64_t> invocations{0};
+  std::map<int, std::unique_ptr<ThreadPool>> pools;  // by thread count, shared by kernels
+
+  ThreadPool* Pool(int threads) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::unique_ptr<ThreadPool>& pool = pools[threads];
+    if (!pool) pool.reset(new ThreadPool(threads));
+    threads_used = threads;
+    return pool.get();
+  }
 };
 
 size_t ElementSize(TfLiteType type) {
@@ -146,11 +155,7 @@ class Partition {
                                              : (context->recommended_num_threads > 0
                                                     ? context->recommended_num_threads
                                                     : 1);
-    if (!pool_ || pool_->num_threads() != want) pool_.reset(new ThreadPool(want));
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      state_->threads_used = want;
-    }
+    pool_ = state_->Pool(want);
     for (OpNode& op : ops_) {
       TfLiteStatus status = kTfLiteError;
       switch (op.kind) {
@@ -209,12 +214,12 @@ class Partition {
           }
           break;
         case OpKind::kBconv:
-          RunBConv(op.plan, static_cast<const int32_t*>(in), out, pool_.get());
+          RunBConv(op.plan, static_cast<const int32_t*>(in), out, pool_);
           break;
         case OpKind::kBMaxPool: {
           int oh, ow;
           BMaxPool(state_->isa, op.pool, static_cast<const int32_t*>(in),
-                   static_cast<int32_t*>(out), &oh, &ow, pool_.get());
+                   static_cast<int32_t*>(out), &oh, &ow, pool_);
           break;
         }
       }
@@ -497,7 +502,7 @@ class Partition {
   std::vector<OpNode> ops_;
   std::set<int> tflite_outputs_;
   std::map<int, Buffer> internal_;
-  std::unique_ptr<ThreadPool> pool_;
+  ThreadPool* pool_ = nullptr;  // owned by the delegate
 };
 
 // ---------------------------------------------------------- delegate callbacks ---

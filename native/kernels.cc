@@ -83,6 +83,7 @@ static const IsaOps& OpsFor(Isa isa) {
 // ------------------------------------------------------------- threads, scratch ---
 
 struct ThreadPool::State {
+  std::mutex run_mu;  // one Run at a time (callers from several threads queue up)
   std::mutex mu;
   std::condition_variable work_cv, done_cv;
   std::vector<std::thread> workers;
@@ -135,6 +136,7 @@ void ThreadPool::RunImpl(int num_tasks, void (*call)(const void*, int), const vo
     for (int i = 0; i < num_tasks; ++i) call(fn, i);
     return;
   }
+  std::lock_guard<std::mutex> run_lock(s->run_mu);
   {
     std::lock_guard<std::mutex> lock(s->mu);
     s->call = call;

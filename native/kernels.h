@@ -29,7 +29,8 @@ bool IsaAvailable(Isa isa);
 Isa SelectIsa(std::string* error);
 
 // A fixed set of worker threads; Run(n, fn) calls fn(0..n-1) spread over the calling
-// thread and the workers, and returns when all calls are done.
+// thread and the workers, and returns when all calls are done. Concurrent Run calls
+// (from different threads) are executed one after the other.
 class ThreadPool {
  public:
   explicit ThreadPool(int num_threads);
