@@ -8,6 +8,7 @@
 // $XNOR_KERAS_NATIVE_ISA). See tflite_abi.h for the ABI this relies on.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cinttypes>
@@ -59,6 +60,7 @@ struct DelegateState {
   int partitions = 0;  // delegate kernels: runs of consecutive LCE ops
   int threads_used = 1;
   std::atomic<int64_t> invocations{0};
+  std::atomic<int64_t> nanoseconds{0};  // spent in our kernels
   std::map<int, std::unique_ptr<ThreadPool>> pools;  // by thread count, shared by kernels
 
   ThreadPool* Pool(int threads) {
@@ -178,7 +180,18 @@ class Partition {
   }
 
   TfLiteStatus Invoke(TfLiteContext* context) {
+    const auto start = std::chrono::steady_clock::now();
+    const TfLiteStatus status = Run(context);
+    const auto spent = std::chrono::steady_clock::now() - start;
     state_->invocations.fetch_add(1, std::memory_order_relaxed);
+    state_->nanoseconds.fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count(),
+        std::memory_order_relaxed);
+    return status;
+  }
+
+ private:
+  TfLiteStatus Run(TfLiteContext* context) {
     for (OpNode& op : ops_) {
       const TfLiteType in_type = TypeOf(context, op.inputs[0]);
       const TfLiteType out_type = TypeOf(context, op.outputs[0]);
@@ -227,7 +240,6 @@ class Partition {
     return kTfLiteOk;
   }
 
- private:
   struct Buffer {
     TfLiteType type = kTfLiteNoType;
     std::vector<int> dims;
@@ -686,8 +698,9 @@ __attribute__((visibility("default"))) void tflite_plugin_destroy_delegate(
 }
 
 // What a delegate did, as JSON: {"isa": ..., "threads": ..., "partitions": (delegate
-// kernels, each a run of consecutive LCE ops), "invocations": (kernel runs), "nodes":
-// {"LceBconv2d": n, ...} (LCE nodes taken over)}. Returns the length needed.
+// kernels, each a run of consecutive LCE ops), "invocations": (kernel runs), "seconds":
+// (time spent in them), "nodes": {"LceBconv2d": n, ...} (LCE nodes taken over)}.
+// Returns the length needed.
 __attribute__((visibility("default"))) int xnor_keras_delegate_info(TfLiteDelegate* delegate,
                                                                     char* buffer, int size) {
   using namespace xk;
@@ -696,8 +709,9 @@ __attribute__((visibility("default"))) int xnor_keras_delegate_info(TfLiteDelega
   return std::snprintf(
       buffer, static_cast<size_t>(size),
       "{\"isa\": \"%s\", \"threads\": %d, \"partitions\": %d, \"invocations\": %" PRId64
-      ", \"nodes\": {\"%s\": %d, \"%s\": %d, \"%s\": %d, \"%s\": %d}}",
-      IsaName(s->isa), s->threads_used, s->partitions, s->invocations.load(), kOpNames[0],
+      ", \"seconds\": %.9f, \"nodes\": {\"%s\": %d, \"%s\": %d, \"%s\": %d, \"%s\": %d}}",
+      IsaName(s->isa), s->threads_used, s->partitions, s->invocations.load(),
+      static_cast<double>(s->nanoseconds.load()) * 1e-9, kOpNames[0],
       s->nodes[0], kOpNames[1], s->nodes[1], kOpNames[2], s->nodes[2], kOpNames[3],
       s->nodes[3]);
 }
