@@ -1,0 +1,143 @@
+"""Converts every zoo architecture in BWN and XNOR form and verifies it (issue 4's "done when").
+
+For each model: build it (random weights: no pretrained ImageNet/CIFAR weights exist
+offline), give its BatchNorm layers trained-like statistics (moving mean/variance
+measured on a batch of inputs, γ and β drawn at random), convert with
+``deploy.convert.convert_model`` (target arm64), then compare Keras and the LCE
+interpreter on N inputs (Fashion-MNIST test images for fashion_net, standard-normal
+inputs otherwise) with ``deploy.verify.compare``. Also measures each model's noise
+floor (`deploy.verify.noise_floor`: Keras against itself with inputs changed by one
+float32 rounding step). Prints a table and writes
+``out/deploy_zoo/results.{json,md}`` and the .tflite files.
+
+    python benchmarks/deploy_zoo.py            # all models, 1000 inputs each
+    python benchmarks/deploy_zoo.py -n 50 --models fashion_net,alexnet --precisions xnor
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import xnor_keras  # noqa: E402,F401  (legacy Keras before TensorFlow)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from deploy.convert import atomic_write, convert_model  # noqa: E402
+from deploy.inputs import dataset_inputs, random_inputs  # noqa: E402
+from deploy.runtime import make_interpreter  # noqa: E402
+from deploy.verify import compare, noise_floor  # noqa: E402
+from xnor_keras import models  # noqa: E402
+
+
+def trained_like_batch_norm(model, x, *, seed=0):
+    """Sets every BatchNorm's moving statistics to those of its input on batch ``x``
+    (one forward pass in training mode with momentum 0) and draws γ ~ U(0.5, 1.5)
+    with a random 5% made negative, β ~ N(0, 0.2²)."""
+    rng = np.random.default_rng(seed)
+    norms = [layer for layer in model.layers
+             if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    for layer in norms:
+        channels = layer.gamma.shape[0]
+        gamma = rng.uniform(0.5, 1.5, channels) * np.where(rng.random(channels) < 0.05, -1, 1)
+        layer.gamma.assign(gamma.astype(np.float32))
+        layer.beta.assign(rng.normal(0, 0.2, channels).astype(np.float32))
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(x, training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+
+
+def run_one(name, precision, n, out_dir, threads):
+    tf.keras.backend.clear_session()
+    tf.keras.utils.set_random_seed(0)
+    model = models.build(name, precision)
+    shape = tuple(model.inputs[0].shape[1:])
+    dataset = models.ARCHITECTURES[name][3]
+    if dataset == "fashion_mnist":
+        x = dataset_inputs("fashion_mnist", n, shape)
+        source = "Fashion-MNIST test images"
+    else:
+        x = random_inputs(n, shape, seed=1)
+        source = "standard-normal inputs"
+    trained_like_batch_norm(model, random_inputs(16, shape, seed=2))
+    start = time.time()
+    result = convert_model(model, target="arm64")
+    convert_s = time.time() - start
+    path = os.path.join(out_dir, f"{name}_{precision}.tflite")
+    atomic_write(path, result.flatbuffer)
+    report = result.report
+    start = time.time()
+    reference = model.predict(x, batch_size=16, verbose=0)
+    runner = make_interpreter(result.flatbuffer, "lce", num_threads=threads)
+    outputs = np.concatenate([runner.run(x[i:i + 1]) for i in
+                              tqdm(range(n), desc=f"{name} {precision}", leave=False)])
+    verify_s = time.time() - start
+    check = compare(reference, outputs, source=source, runtime="lce")
+    floor = noise_floor(model, x, reference, batch_size=16)
+    summary = report.summary()
+    census = dict(__import__("deploy.tflite_model", fromlist=["TFLiteModel"])
+                  .TFLiteModel(result.flatbuffer).op_census())
+    return {
+        "model": name, "precision": precision, "file_bytes": report.file_bytes,
+        "float_twin_bytes": summary["float_twin_bytes"],
+        "binary_layers": summary["binary_layers"],
+        "in_binary_ops": summary["binary_layers_in_binary_ops"],
+        "binary_weight": summary["binary_weight_layers"],
+        "in_float": summary["binary_layers_in_float"],
+        "LceBconv2d": census.get("LceBconv2d", 0),
+        "binary_macs": summary["binary_macs"], "float_macs": summary["float_macs"],
+        "n": n, "inputs": source, "max_abs_diff": check.max_abs_diff,
+        "logit_range": check.logit_range, "relative_diff": check.relative_diff,
+        "top1_agreement": check.top1_agreement, "passed": check.passed,
+        "noise_floor_relative_diff": floor.relative_diff,
+        "noise_floor_top1_agreement": floor.top1_agreement,
+        "convert_s": round(convert_s, 1), "verify_s": round(verify_s, 1),
+    }
+
+
+def markdown(rows):
+    lines = ["| model | precision | .tflite | float32 twin | binary layers (bconv / 1-bit-weight / float) "
+             "| max abs diff | / logit range | top-1 agreement | n | pass | noise floor: / range, top-1 |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['precision']} | {r['file_bytes'] / 1e6:.2f} MB | "
+            f"{r['float_twin_bytes'] / 1e6:.1f} MB | {r['binary_layers']} "
+            f"({r['in_binary_ops']} / {r['binary_weight']} / {r['in_float']}) | "
+            f"{r['max_abs_diff']:.2e} | {r['relative_diff']:.2e} | "
+            f"{100 * r['top1_agreement']:.1f}% | {r['n']} | {'yes' if r['passed'] else 'NO'} | "
+            f"{r['noise_floor_relative_diff']:.2e}, {100 * r['noise_floor_top1_agreement']:.1f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=1000, help="inputs per model")
+    parser.add_argument("--models", default=",".join(models.ARCHITECTURES))
+    parser.add_argument("--precisions", default="bwn,xnor")
+    parser.add_argument("--out_dir", default="out/deploy_zoo")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    os.makedirs(args.out_dir, exist_ok=True)
+    rows = []
+    for name in args.models.split(","):
+        for precision in args.precisions.split(","):
+            row = run_one(name, precision, args.n, args.out_dir, args.threads)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    table = markdown(rows)
+    print(table)
+    atomic_write(os.path.join(args.out_dir, "results.json"), json.dumps(rows, indent=2).encode())
+    atomic_write(os.path.join(args.out_dir, "results.md"), table.encode())
+    sys.exit(0 if all(r["passed"] and r["in_float"] == 0 for r in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()

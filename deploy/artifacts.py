@@ -1,0 +1,47 @@
+"""Reading the .tflite files the deploy tools write, with one-line errors."""
+
+from __future__ import annotations
+
+import os
+
+from deploy.errors import DeployError
+from deploy.tflite_model import TFLiteFormatError, TFLiteModel
+
+__all__ = ["METADATA_NAME", "require_file", "load_tflite", "read_metadata"]
+
+METADATA_NAME = "xnor_keras"  # the flatbuffer metadata entry written by `deploy.convert`
+
+
+def require_file(path, what: str) -> str:
+    """``path`` as a string if it names an existing file, else `DeployError`."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DeployError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        raise DeployError(f"{path}: is a directory, not {what}")
+    return path
+
+
+def load_tflite(path) -> tuple[TFLiteModel, bytes]:
+    """Reads and validates a .tflite file: (parsed model, raw bytes)."""
+    path = require_file(path, "a .tflite file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise DeployError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        return TFLiteModel(data), data
+    except TFLiteFormatError as error:
+        raise DeployError(f"{path}: {error}") from None
+
+
+def read_metadata(tflite: TFLiteModel, path) -> dict | None:
+    """The deploy metadata (a dict) of a converted model, or None if it has none."""
+    try:
+        metadata = tflite.json_metadata(METADATA_NAME)
+    except TFLiteFormatError as error:
+        raise DeployError(f"{path}: {error}") from None
+    if metadata is not None and not isinstance(metadata, dict):
+        raise DeployError(f"{path}: metadata {METADATA_NAME!r} is not a JSON object")
+    return metadata

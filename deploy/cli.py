@@ -1,0 +1,219 @@
+"""``xnor-deploy``: convert, verify, inspect, bench, predict, fig4.
+
+    xnor-deploy convert MODEL -o OUT.tflite [--target arm64|x86_64|xcore]
+                        [--dataset NAME] [--labels FILE] [--allow-float-fallback]
+    xnor-deploy verify MODEL OUT.tflite [--data DATASET | --images DIR] [-n N]
+                       [--tolerance 1e-3] [--runtime lce]
+    xnor-deploy inspect OUT.tflite [--json]
+    xnor-deploy bench OUT.tflite [--threads 1] [--runs 20] [--model MODEL] [--runtime lce]
+    xnor-deploy predict OUT.tflite IMAGE... [--top 5]
+    xnor-deploy fig4 [--out_dir out/fig4] [--runs 30]
+
+The logic lives in importable modules (`deploy.convert`, `deploy.verify`, …); this is
+a thin absl front end. Bad input (missing or corrupt files, unknown flag values,
+unreadable images, mismatching input sizes) prints one ``error:`` line and exits
+with status 2, without a traceback and without writing partial output; a ``verify``
+beyond tolerance exits with status 1. Native TensorFlow/LCE log lines are hidden
+unless ``XNOR_DEPLOY_VERBOSE=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+
+from absl import app, flags
+
+from deploy.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, DeployError
+
+__all__ = ["main", "run", "VERBS"]
+
+VERBS = ("convert", "verify", "inspect", "bench", "predict", "fig4")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output", None, "convert: the .tflite file to write.", short_name="o")
+flags.DEFINE_string("target", "arm64", "convert: arm64, x86_64 (LCE 'arm' graph) or xcore.")
+flags.DEFINE_string("dataset", None, "convert: data set whose preprocessing and labels to "
+                    "record (default: model.json beside the model, the model name, or its "
+                    "input shape).")
+flags.DEFINE_string("labels", None, "convert: text file with one class label per line.")
+flags.DEFINE_boolean("allow-float-fallback", False, "convert: accept binary layers that "
+                     "cannot be lowered to binary ops (they run in float; the report says so).")
+flags.DEFINE_string("data", None, "verify: data set (test split) or image-folder directory.")
+flags.DEFINE_string("images", None, "verify: directory of images to compare on.")
+flags.DEFINE_integer("n", None, "verify: number of inputs (default: 1000 from --data, all "
+                     "--images, 100 random).")
+flags.DEFINE_float("tolerance", 1e-3, "verify: allowed max |Δ| as a fraction of the logit range.")
+flags.DEFINE_integer("seed", 0, "verify/bench: seed of the random inputs.")
+flags.DEFINE_string("runtime", "lce", "verify/bench/predict: lce, lce-default, lce-reference, "
+                    "native (tflite for models without LCE ops).")
+flags.DEFINE_integer("threads", 1, "verify/bench/predict: interpreter threads.")
+flags.DEFINE_integer("runs", None, "bench: timed rounds (default 20); fig4: runs per conv "
+                     "(default 30).")
+flags.DEFINE_integer("warmup", 3, "bench: untimed rounds first.")
+flags.DEFINE_string("model", None, "bench: Keras model for the float/int8 twins (default: "
+                    "the architecture stored in the .tflite, random weights).")
+flags.DEFINE_boolean("int8", True, "bench: also time an int8 twin.")
+flags.DEFINE_integer("top", 5, "predict: classes to print per image.")
+flags.DEFINE_boolean("json", False, "inspect/bench/verify: print JSON instead of text.")
+flags.DEFINE_string("out_dir", "out/fig4", "fig4: where to write plots and tables.")
+flags.DEFINE_boolean("quick", False, "fig4: a few sweep points only (smoke test).")
+
+
+class _Usage(DeployError):
+    pass
+
+
+@contextlib.contextmanager
+def _quiet_native_logs():
+    """Sends native (C++) writes to stderr to /dev/null; Python's sys.stderr still
+    reaches the terminal (progress bars, our messages)."""
+    if os.environ.get("XNOR_DEPLOY_VERBOSE") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _positional(argv, verb, names, *, at_least=None):
+    args = argv[2:]
+    if at_least is None and len(args) != len(names):
+        raise _Usage(f"usage: xnor-deploy {verb} {' '.join(names)} [flags]")
+    if at_least is not None and len(args) < at_least:
+        raise _Usage(f"usage: xnor-deploy {verb} {' '.join(names)} [flags]")
+    return args
+
+
+def _convert(argv):
+    (model_path,) = _positional(argv, "convert", ["MODEL"])
+    if not FLAGS.output:
+        raise _Usage("convert needs -o OUT.tflite")
+    from deploy.convert import TARGETS, convert_file
+
+    if FLAGS.target not in TARGETS:
+        raise DeployError(f"unknown target {FLAGS.target!r}: expected one of "
+                          f"{', '.join(TARGETS)}")
+    result = convert_file(model_path, FLAGS.output, target=FLAGS.target,
+                          allow_float_fallback=FLAGS["allow-float-fallback"].value,
+                          dataset=FLAGS.dataset, labels_path=FLAGS.labels)
+    print(result.report.format())
+    print(f"wrote {FLAGS.output} ({result.report.file_bytes} bytes, target {FLAGS.target})")
+    return 0
+
+
+def _verify(argv):
+    model_path, tflite_path = _positional(argv, "verify", ["MODEL", "OUT.tflite"])
+    from deploy.verify import verify_files
+
+    result = verify_files(model_path, tflite_path, data=FLAGS.data, images=FLAGS.images,
+                          n=FLAGS.n, seed=FLAGS.seed, runtime=FLAGS.runtime,
+                          threads=FLAGS.threads, tolerance=FLAGS.tolerance)
+    if FLAGS.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(result.format())
+    return 0 if result.passed else EXIT_CHECK_FAILED
+
+
+def _inspect(argv):
+    (tflite_path,) = _positional(argv, "inspect", ["OUT.tflite"])
+    from deploy.inspection import inspect_file
+
+    result = inspect_file(tflite_path)
+    print(json.dumps(result.as_dict(), indent=2) if FLAGS.json else result.format())
+    return 0
+
+
+def _bench(argv):
+    (tflite_path,) = _positional(argv, "bench", ["OUT.tflite"])
+    from deploy.bench import bench_file
+
+    result = bench_file(tflite_path, threads=FLAGS.threads,
+                        runs=20 if FLAGS.runs is None else FLAGS.runs,
+                        warmup=FLAGS.warmup, runtime=FLAGS.runtime, model_path=FLAGS.model,
+                        int8=FLAGS.int8, seed=FLAGS.seed)
+    print(json.dumps(result.as_dict()) if FLAGS.json else result.format())
+    return 0
+
+
+def _predict(argv):
+    args = _positional(argv, "predict", ["OUT.tflite", "IMAGE..."], at_least=2)
+    from deploy.predict import predict_files
+
+    for prediction in predict_files(args[0], args[1:], top=FLAGS.top, runtime=FLAGS.runtime,
+                                    threads=FLAGS.threads):
+        print(prediction.format())
+    return 0
+
+
+def _fig4(argv):
+    _positional(argv, "fig4", [])
+    from deploy import efficiency
+
+    runs = 30 if FLAGS.runs is None else FLAGS.runs
+    if runs < 1:
+        raise DeployError(f"--runs must be positive. Received: {runs}")
+    options = {}
+    if FLAGS.quick:
+        options = dict(channels=(16, 256), filter_sizes=(1, 3), memory=False)
+    efficiency.run(FLAGS.out_dir, runs=runs, **options)
+    with open(os.path.join(FLAGS.out_dir, "fig4.md")) as f:
+        print(f.read())
+    print(f"wrote {FLAGS.out_dir}/fig4.md, fig4.json and the PNG plots")
+    return 0
+
+
+_COMMANDS = {"convert": _convert, "verify": _verify, "inspect": _inspect, "bench": _bench,
+             "predict": _predict, "fig4": _fig4}
+
+
+def main(argv) -> int:
+    """Runs one verb; returns the exit status (see the module docstring)."""
+    if len(argv) < 2 or argv[1] not in _COMMANDS:
+        got = f" {argv[1]!r}" if len(argv) > 1 else ""
+        print(f"error: unknown or missing command{got}: expected one of {', '.join(VERBS)}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        with _quiet_native_logs():
+            return _COMMANDS[argv[1]](argv)
+    except DeployError as error:
+        message = " ".join(str(error).split())
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parse_flags(argv):
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def run():
+    """Console entry point (``xnor-deploy``)."""
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

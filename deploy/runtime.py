@@ -1,0 +1,180 @@
+"""Runtimes that execute .tflite files, behind one small interface.
+
+``make_interpreter(flatbuffer, runtime=..., num_threads=1)`` returns a `Runner`:
+``runner.run(x)`` maps one float32 batch-1 input to the float32 output (int8 models
+are quantized / dequantized inside). Runtimes:
+
+| name            | what                                                                  |
+|-----------------|-----------------------------------------------------------------------|
+| ``lce``         | larq-compute-engine's interpreter, its fastest x86 setting:           |
+|                 | optimized indirect-BGEMM binary kernels, float ops on XNNPACK         |
+| ``lce-default`` | LCE's interpreter with its default settings (no indirect BGEMM)       |
+| ``lce-reference``| LCE's reference (unoptimized) binary convolution, for cross-checks   |
+| ``tflite``      | stock TensorFlow Lite (XNNPACK); no LCE ops                           |
+| ``native``      | this project's C++ kernels: ``deploy.native.make_interpreter``        |
+
+The ``native`` runtime is provided by ``deploy/native.py``, which must define
+``make_interpreter(flatbuffer: bytes, *, num_threads: int = 1)`` returning an object
+with ``run(x: np.ndarray) -> np.ndarray`` (float32, batch 1, NHWC).
+
+Example:
+
+>>> runner = make_interpreter(open("model.tflite", "rb").read())    # doctest: +SKIP
+>>> runner.run(np.zeros(runner.input_shape, np.float32)).shape      # doctest: +SKIP
+(1, 10)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from deploy.errors import DeployError
+from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
+
+__all__ = ["RUNTIMES", "Runner", "make_interpreter"]
+
+RUNTIMES = ("lce", "lce-default", "lce-reference", "tflite", "native")
+
+# LCE interpreter options per runtime name.
+_LCE_OPTIONS = {
+    "lce": dict(use_reference_bconv=False, use_indirect_bgemm=True, use_xnnpack=True),
+    "lce-default": dict(use_reference_bconv=False, use_indirect_bgemm=False, use_xnnpack=False),
+    "lce-reference": dict(use_reference_bconv=True, use_indirect_bgemm=False, use_xnnpack=False),
+}
+
+
+class Runner:
+    """Runs one model; ``run(x)``: float32 (1, H, W, C) → float32 outputs."""
+
+    name = "runner"
+    input_shape: tuple = ()
+    output_shape: tuple = ()
+
+    def run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _LceRunner(Runner):
+    def __init__(self, flatbuffer, name, num_threads, options):
+        from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+        self.name = name
+        try:
+            self._interpreter = Interpreter(flatbuffer, num_threads=num_threads, **options)
+        except (RuntimeError, ValueError) as error:
+            raise DeployError(f"the LCE runtime cannot load this model: "
+                              f"{str(error).strip().splitlines()[-1]}") from None
+        self.input_shape = tuple(self._interpreter.input_shapes[0])
+        self.output_shape = tuple(self._interpreter.output_shapes[0])
+        self._quant_in = _quantization(self._interpreter.input_types[0],
+                                       self._interpreter.input_scales[0],
+                                       self._interpreter.input_zero_points[0])
+        self._quant_out = _quantization(self._interpreter.output_types[0],
+                                        self._interpreter.output_scales[0],
+                                        self._interpreter.output_zero_points[0])
+        self._raw = self._interpreter.interpreter
+
+    def run(self, x):
+        x = _quantize(np.ascontiguousarray(x, np.float32), self._quant_in)
+        return _dequantize(self._raw.predict([x])[0], self._quant_out)
+
+
+class _TFLiteRunner(Runner):
+    name = "tflite"
+
+    def __init__(self, flatbuffer, num_threads):
+        import tensorflow as tf
+
+        try:
+            self._interpreter = tf.lite.Interpreter(model_content=flatbuffer,
+                                                    num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as error:
+            raise DeployError(f"TensorFlow Lite cannot load this model: "
+                              f"{str(error).strip().splitlines()[-1]}") from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self.input_shape = tuple(self._input["shape"])
+        self.output_shape = tuple(self._output["shape"])
+        self._quant_in = _quantization(self._input["dtype"], *self._input["quantization"])
+        self._quant_out = _quantization(self._output["dtype"], *self._output["quantization"])
+
+    def run(self, x):
+        self._interpreter.set_tensor(self._input["index"],
+                                     _quantize(np.asarray(x, np.float32), self._quant_in))
+        self._interpreter.invoke()
+        return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._quant_out)
+
+
+class _NativeRunner(Runner):
+    name = "native"
+
+    def __init__(self, flatbuffer, num_threads):
+        try:
+            native = importlib.import_module("deploy.native")
+        except ImportError as error:
+            raise DeployError(f"runtime 'native' is not available ({error})") from None
+        self._runner = native.make_interpreter(flatbuffer, num_threads=num_threads)
+        model = TFLiteModel(flatbuffer)
+        self.input_shape = getattr(self._runner, "input_shape", model.inputs[0].shape)
+        self.output_shape = getattr(self._runner, "output_shape", model.outputs[0].shape)
+
+    def run(self, x):
+        return np.asarray(self._runner.run(np.asarray(x, np.float32)), np.float32)
+
+
+def _quantization(dtype, scale, zero_point):
+    """(dtype, scale, zero_point) for int8/uint8 tensors, else None."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or dtype.itemsize != 1:
+        return None
+    if isinstance(scale, (list, tuple)):
+        scale = scale[0] if scale else 0.0
+    if isinstance(zero_point, (list, tuple)):
+        zero_point = zero_point[0] if zero_point else 0
+    return dtype, float(scale or 1.0), int(zero_point or 0)
+
+
+def _quantize(x, quant):
+    if quant is None:
+        return x
+    dtype, scale, zero_point = quant
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def _dequantize(y, quant):
+    if quant is None:
+        return np.asarray(y, np.float32)
+    _, scale, zero_point = quant
+    return ((np.asarray(y, np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def make_interpreter(flatbuffer: bytes, runtime: str = "lce", *, num_threads: int = 1) -> Runner:
+    """A `Runner` for ``flatbuffer`` on ``runtime`` (see the module table).
+
+    Raises `DeployError` for an unknown runtime, a file that is not a valid .tflite
+    model, or a model the runtime cannot load (e.g. LCE ops on ``tflite``).
+    """
+    if runtime not in RUNTIMES:
+        raise DeployError(f"unknown runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise DeployError(f"threads must be a positive integer. Received: {num_threads!r}")
+    try:
+        model = TFLiteModel(flatbuffer)
+    except TFLiteFormatError as error:
+        raise DeployError(str(error)) from None
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise DeployError(f"models with {len(model.inputs)} inputs / {len(model.outputs)} "
+                          "outputs are not supported")
+    if runtime in _LCE_OPTIONS:
+        return _LceRunner(flatbuffer, runtime, num_threads, _LCE_OPTIONS[runtime])
+    if runtime == "tflite":
+        lce_ops = sorted({op.name for op in model.ops if op.name in LCE_OPS})
+        if lce_ops:
+            raise DeployError(f"runtime 'tflite' cannot run LCE ops ({', '.join(lce_ops)}); "
+                              "use runtime 'lce'")
+        return _TFLiteRunner(flatbuffer, num_threads)
+    return _NativeRunner(flatbuffer, num_threads)

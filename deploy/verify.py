@@ -1,0 +1,173 @@
+"""``xnor-deploy verify``: does the .tflite compute what the Keras model computes?
+
+Runs the Keras model and the converted model (LCE interpreter by default) on the same
+inputs — test images of a data set, an image folder (preprocessed with the spec
+recorded in the .tflite), or standard-normal noise — and compares the outputs:
+
+- max |Δ|: the largest absolute difference of any output (logit);
+- logit range: max − min of the Keras outputs over all inputs;
+- top-1 agreement: the fraction of inputs whose arg-max class is the same.
+
+It passes when top-1 agreement is 100% and max |Δ| ≤ tolerance × logit range
+(tolerance 1e-3 by default). Binary networks amplify float rounding only where an
+activation sits exactly at a sign threshold, which this bound tolerates.
+
+Example:
+
+>>> result = verify_files("model.keras", "model.tflite", n=100)   # doctest: +SKIP
+>>> result.passed, result.top1_agreement                          # doctest: +SKIP
+(True, 1.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from deploy.artifacts import load_tflite, read_metadata
+from deploy.errors import DeployError
+
+__all__ = ["VerifyResult", "compare", "verify_files"]
+
+DEFAULT_TOLERANCE = 1e-3
+
+
+@dataclasses.dataclass
+class VerifyResult:
+    n: int
+    source: str
+    runtime: str
+    max_abs_diff: float
+    logit_range: float
+    top1_agreement: float
+    tolerance: float
+    noise_floor: "VerifyResult | None" = None
+
+    @property
+    def relative_diff(self) -> float:
+        return self.max_abs_diff / self.logit_range if self.logit_range > 0 else float("inf")
+
+    @property
+    def passed(self) -> bool:
+        return self.top1_agreement == 1.0 and self.max_abs_diff <= self.tolerance * self.logit_range
+
+    def format(self) -> str:
+        agree = round(self.top1_agreement * self.n)
+        verdict = "PASS" if self.passed else "FAIL"
+        text = (f"verify: {self.n} inputs ({self.source}), Keras vs {self.runtime}: "
+                f"max |Δ| = {self.max_abs_diff:.3g}, logit range = {self.logit_range:.4g}, "
+                f"max |Δ| / range = {self.relative_diff:.3g} (tolerance {self.tolerance:g}), "
+                f"top-1 agreement = {100 * self.top1_agreement:.2f}% ({agree}/{self.n}) → {verdict}")
+        floor = self.noise_floor
+        if floor is not None:
+            text += (f"\nnoise floor (Keras vs Keras with inputs × (1 + 2⁻²³)): max |Δ| / range = "
+                     f"{floor.relative_diff:.3g}, top-1 agreement = "
+                     f"{100 * floor.top1_agreement:.2f}%")
+            if not self.passed and not floor.passed:
+                text += ("\n  the Keras model itself fails this tolerance under a one-rounding "
+                         "input change: sign flips of activations at their thresholds, not a "
+                         "conversion error, make up a difference of this size")
+        return text
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "noise_floor"}
+        d.update(passed=self.passed, relative_diff=self.relative_diff)
+        if self.noise_floor is not None:
+            d["noise_floor"] = self.noise_floor.as_dict()
+        return d
+
+
+def compare(reference: np.ndarray, outputs: np.ndarray, *, source="", runtime="",
+            tolerance=DEFAULT_TOLERANCE) -> VerifyResult:
+    """Compares two [N, classes] output arrays (see the module docstring)."""
+    reference = np.asarray(reference, np.float64).reshape(len(reference), -1)
+    outputs = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    if reference.shape != outputs.shape:
+        raise DeployError(f"output shapes differ: Keras {reference.shape} vs .tflite "
+                          f"{outputs.shape}")
+    return VerifyResult(
+        n=len(reference), source=source, runtime=runtime,
+        max_abs_diff=float(np.max(np.abs(reference - outputs))) if reference.size else 0.0,
+        logit_range=float(reference.max() - reference.min()) if reference.size else 0.0,
+        top1_agreement=float(np.mean(reference.argmax(-1) == outputs.argmax(-1))),
+        tolerance=tolerance)
+
+
+ULP = 2.0 ** -23  # one float32 rounding step, relative
+
+
+def noise_floor(model, x, reference=None, *, batch_size=32) -> VerifyResult:
+    """Keras vs Keras on inputs scaled by (1 + 2⁻²³): one float32 rounding step.
+
+    A binary network flips sign(v) for any activation v within rounding error of its
+    threshold, and a flip can change every later layer. This measures how much the
+    Keras model itself moves under the smallest possible float change of its input:
+    differences between two correct float32 implementations (Keras and LCE round
+    differently) are of this size, so a failure no larger than the noise floor is
+    float-rounding sensitivity, not a conversion error.
+    """
+    if reference is None:
+        reference = model.predict(x, batch_size=batch_size, verbose=0)
+    nudged = model.predict(x * np.float32(1.0 + ULP), batch_size=batch_size, verbose=0)
+    return compare(reference, nudged, source="inputs × (1 + 2⁻²³)", runtime="Keras")
+
+
+def _progress(iterable, total, desc):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="input", leave=False,
+                disable=total < 20)
+
+
+def verify_files(model_path, tflite_path, *, data=None, images=None, n=None, seed=0,
+                 runtime="lce", threads=1, tolerance=DEFAULT_TOLERANCE,
+                 with_noise_floor=True) -> VerifyResult:
+    """Verifies ``tflite_path`` against the Keras model at ``model_path``.
+
+    ``data``: a data set name (its test split) or image-folder directory; ``images``: a
+    directory of image files; neither: ``n`` standard-normal inputs (default 100).
+    """
+    if data is not None and images is not None:
+        raise DeployError("pass either --data or --images, not both")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise DeployError(f"-n must be a positive integer. Received: {n!r}")
+    if not tolerance > 0:
+        raise DeployError(f"--tolerance must be positive. Received: {tolerance!r}")
+    tflite, flatbuffer = load_tflite(tflite_path)
+    if images is not None:  # fail on a bad directory before loading anything heavy
+        from deploy.inputs import image_files
+
+        files = image_files(images)
+    from deploy.convert import load_keras_model
+    from deploy.inputs import dataset_inputs, load_inputs, random_inputs
+    from deploy.runtime import make_interpreter
+
+    model = load_keras_model(model_path)
+    input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    lite_shape = tuple(tflite.inputs[0].shape[1:])
+    if input_shape != lite_shape:
+        raise DeployError(f"input size mismatch: {model_path} takes {input_shape} but "
+                          f"{tflite_path} takes {lite_shape}")
+    metadata = read_metadata(tflite, tflite_path)
+    if images is not None:
+        files = files[:n] if n else files
+        x = load_inputs(files, (metadata or {}).get("preprocessing"), input_shape)
+        source = f"{len(files)} images from {images}"
+    elif data is not None:
+        x = dataset_inputs(data, n or 1000, input_shape)
+        source = f"{data} test images"
+    else:
+        x = random_inputs(n or 100, input_shape, seed=seed)
+        source = "standard-normal inputs"
+    runner = make_interpreter(flatbuffer, runtime, num_threads=threads)
+    reference = model.predict(x, batch_size=32, verbose=0)
+    outputs = np.concatenate([runner.run(x[i:i + 1])
+                              for i in _progress(range(len(x)), len(x), runtime)])
+    result = compare(reference, outputs, source=source, runtime=runner.name, tolerance=tolerance)
+    if with_noise_floor:
+        result.noise_floor = noise_floor(model, x, reference)
+        result.noise_floor.tolerance = tolerance
+    return result
+

@@ -1,0 +1,172 @@
+"""deploy.lowering: the lowered graph computes the Keras model's function; folds are exact."""
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deploy.lowering import LoweringError, _fold_affine, _integer_threshold, lower
+from xnor_keras.layers import BinaryWeightConv2D, BinaryWeightDense, XnorConv2D, XnorDense
+
+L = tf.keras.layers
+
+
+def trained_like(model, rng, *, negative_gamma=0.0):
+    """Random BatchNorm statistics and parameters, as after training (γ < 0 in a
+    fraction ``negative_gamma`` of the channels)."""
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            c = layer.gamma.shape[0]
+            gamma = rng.uniform(0.5, 1.5, c) * np.where(rng.random(c) < negative_gamma, -1, 1)
+            layer.set_weights([gamma, rng.normal(0, 0.3, c), rng.normal(0, 0.5, c),
+                               rng.uniform(0.5, 2.0, c)])
+    return model
+
+
+def _check(model, rng, n=4, atol=2e-5):
+    lowered = lower(model)
+    for _ in range(n):
+        x = rng.standard_normal((1, *model.input_shape[1:])).astype(np.float32)
+        expected = model(x, training=False).numpy()
+        np.testing.assert_allclose(lowered(x).reshape(expected.shape), expected,
+                                   rtol=1e-5, atol=atol)
+    return lowered
+
+
+def _xnor_net(input_scaling, *, relu=False, alpha="mean_abs", use_bias=False):
+    x = inputs = tf.keras.Input((10, 10, 3))
+    x = L.Conv2D(16, 3, padding="same", use_bias=False)(x)
+    x = L.BatchNormalization()(x)
+    x = L.ReLU()(x)
+    opts = dict(input_scaling=input_scaling, alpha=alpha, use_bias=use_bias)
+    for i, pool in enumerate((True, False)):
+        x = L.BatchNormalization(name=f"bn{i}")(x)
+        x = XnorConv2D(32, 3, padding="same", name=f"xconv{i}", **opts)(x)
+        if relu:
+            x = L.ReLU()(x)
+        if pool:
+            x = L.MaxPool2D(2)(x)
+    x = L.Flatten()(x)
+    x = L.BatchNormalization()(x)
+    x = XnorDense(24, name="xfc1", **opts)(x)
+    x = L.BatchNormalization()(x)
+    x = XnorDense(16, name="xfc2", **opts)(x)
+    x = L.BatchNormalization()(x)
+    return tf.keras.Model(inputs, L.Dense(5)(x))
+
+
+@pytest.mark.parametrize("input_scaling", [True, False])
+@pytest.mark.parametrize("relu", [False, True])
+def test_xnor_lowering_is_exact(rng, input_scaling, relu):
+    model = trained_like(_xnor_net(input_scaling, relu=relu), rng)
+    lowered = _check(model, rng)
+    roles = {p.name: p.role for p in lowered.plans}
+    assert [n for n, r in roles.items() if r == "binary"] == ["xconv0", "xconv1", "xfc1", "xfc2"]
+    lowering = {p.name: p.lowering for p in lowered.plans}
+    assert lowering["xfc1"] == "dense → 5×5 binary conv"  # reads the unflattened 5×5×32
+    assert lowering["xfc2"] == "dense → 1×1 binary conv"
+    notes = " ".join(n for p in lowered.plans for n in p.notes)
+    assert ("folded" in notes) == (not input_scaling)
+
+
+def test_fold_with_negative_gamma_and_learned_alpha_and_bias(rng):
+    model = trained_like(_xnor_net(False, relu=True, alpha="learned", use_bias=True), rng,
+                         negative_gamma=0.3)
+    for layer in model.layers:
+        if getattr(layer, "alpha", None) == "learned":
+            layer.alpha_scale.assign(rng.uniform(-1.0, 2.0, layer.alpha_scale.shape[0]))
+    lowered = _check(model, rng)
+    notes = {p.name: " ".join(p.notes) for p in lowered.plans}
+    # γ < 0 in front of a max-pool: no fold there, but the result is still exact.
+    assert "cannot move past the sign" in notes["xconv1"]
+
+
+def test_bwn_and_bnn_and_larq_layers(rng):
+    x = inputs = tf.keras.Input((8, 8, 3))
+    x = BinaryWeightConv2D(8, 3, padding="same", use_bias=True)(x)
+    x = L.BatchNormalization()(x)
+    x = L.ReLU()(x)
+    x = lq.layers.QuantConv2D(16, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
+                              kernel_quantizer="ste_sign", kernel_constraint="weight_clip")(x)
+    x = L.BatchNormalization()(x)
+    x = lq.quantizers.SteSign()(x)
+    x = L.MaxPool2D(2)(x)
+    x = XnorConv2D(16, 3, input_scaling=False, alpha="none", padding="valid")(x)
+    x = L.BatchNormalization()(x)
+    x = L.Flatten()(x)
+    x = BinaryWeightDense(6)(x)
+    model = trained_like(tf.keras.Model(inputs, x), rng)
+    lowered = _check(model, rng)
+    roles = [p.role for p in lowered.plans if p.role.startswith("binary")]
+    assert roles == ["binary-weight", "binary", "binary", "binary-weight"]
+
+
+def _chain_reference(chain, y):
+    """Evaluates a per-channel chain on y [positions, channels] (max-pool: over axis 0)."""
+    for op in chain:
+        if op[0] == "affine":
+            y = op[1] * y + op[2]
+        elif op[0] == "relu":
+            y = np.maximum(y, 0.0)
+        else:
+            y = y.max(axis=0, keepdims=True)
+    return np.where(y >= 0, 1.0, -1.0)
+
+
+@pytest.mark.parametrize("shape", ["A", "AR", "RA", "ARA", "ARPA", "RPA", "PA", "APRA"])
+def test_fold_affine_against_brute_force(rng, shape):
+    channels = 64
+    alpha = rng.uniform(0.05, 1.0, channels)
+    for trial in range(20):
+        chain = []
+        for kind in shape:
+            if kind == "A":
+                m = rng.uniform(0.2, 2.0, channels) * np.where(rng.random(channels) < 0.2, -1, 1)
+                m[rng.random(channels) < 0.05] = 0.0
+                chain.append(("affine", m, rng.normal(0, 2.0, channels)))
+            elif kind == "R":
+                chain.append(("relu",))
+            else:
+                chain.append(("maxpool", None))
+        folded, reason = _fold_affine(chain)
+        z = rng.integers(-30, 31, size=(9, channels)).astype(np.float64)
+        z[0, :8] = 0.0
+        y = alpha * z
+        expected = _chain_reference(chain, y)
+        if folded is None:
+            assert "P" in shape and "decreasing" in reason
+            continue
+        m, b, pools = folded
+        b = _integer_threshold(m, b, alpha)
+        t = m * y + b
+        if pools:
+            t = t.max(axis=0, keepdims=True)
+        np.testing.assert_array_equal(np.where(t >= 0, 1.0, -1.0), expected)
+        assert np.all(np.abs(t) >= 0.5 * np.abs(m) * alpha - 1e-6)  # no near-ties
+
+
+def test_integer_threshold_keeps_sign_zero_positive():
+    m = np.array([1.0, -1.0, 0.0, 0.0])
+    b = np.array([0.0, 0.0, 0.0, -0.5])
+    alpha = np.ones(4)
+    t = m * 0.0 + _integer_threshold(m, b, alpha)  # z = 0: an exact tie for the first two
+    np.testing.assert_array_equal(np.sign(t), [1.0, 1.0, 1.0, -1.0])
+
+
+def test_non_binary_layers_fail_with_the_layer_name():
+    x = inputs = tf.keras.Input((8, 8, 3))
+    x = XnorConv2D(8, 3, name="kbit", alpha="learned", weight_bits=2, input_bits=2)(x)
+    model = tf.keras.Model(inputs, L.GlobalAveragePooling2D()(x))
+    with pytest.raises(LoweringError, match="'kbit'.*k-bit"):
+        lower(model)
+
+
+def test_float_fallback_is_explicit(rng):
+    x = inputs = tf.keras.Input((8, 8, 3))
+    x = XnorConv2D(8, 3, name="kbit", alpha="learned", weight_bits=2)(x)
+    model = tf.keras.Model(inputs, L.GlobalAveragePooling2D()(x))
+    lowered = lower(model, allow_float_fallback=True)
+    (plan,) = [p for p in lowered.plans if p.name == "kbit"]
+    assert plan.role == "fallback" and "k-bit" in plan.fallback_reason
+    x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(lowered(x), model(x).numpy(), rtol=1e-5, atol=1e-5)
