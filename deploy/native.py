@@ -103,6 +103,9 @@ def _digest(compiler: str) -> str:
     return h.hexdigest()[:16]
 
 
+_built: dict = {}  # this process's library, once found or built
+
+
 def build_library(*, force: bool = False) -> Path:
     """Path of the compiled kernel library, compiling it first if needed.
 
@@ -110,6 +113,13 @@ def build_library(*, force: bool = False) -> Path:
     Raises `DeployError` (with the compiler's first error line and the log's path) when
     compilation fails.
     """
+    if "path" in _built and not force:
+        return _built["path"]
+    _built["path"] = _build(force)
+    return _built["path"]
+
+
+def _build(force: bool) -> Path:
     compiler = _compiler()
     cache = _cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
@@ -128,8 +138,9 @@ def build_library(*, force: bool = False) -> Path:
                 for result in pool.map(_run_compiler, commands):
                     _raise_on_failure(result, cache)
             linked = Path(work) / target.name
+            exports = NATIVE_DIR / "exports.map"
             _raise_on_failure(_run_compiler(
-                [compiler, "-shared", "-pthread", f"-Wl,--version-script={NATIVE_DIR / 'exports.map'}",
+                [compiler, "-shared", "-pthread", f"-Wl,--version-script={exports}",
                  *map(str, objects), "-o", str(linked)]), cache)
             os.replace(linked, target)
     return target
@@ -166,6 +177,11 @@ def library_info() -> dict:
     return {"path": str(build_library()), "isa": selected}
 
 
+def _check_threads(num_threads) -> None:
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise DeployError(f"num_threads must be a positive integer. Received: {num_threads!r}")
+
+
 def load_delegate(*, num_threads: int | None = None, isa: str | None = None):
     """A ``tf.lite.experimental.load_delegate`` handle for the kernel library.
 
@@ -176,8 +192,7 @@ def load_delegate(*, num_threads: int | None = None, isa: str | None = None):
 
     options = {}
     if num_threads is not None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise DeployError(f"num_threads must be a positive integer. Received: {num_threads!r}")
+        _check_threads(num_threads)
         options["num_threads"] = num_threads
     if isa is not None:
         if isa not in ISAS:
@@ -190,7 +205,9 @@ def load_delegate(*, num_threads: int | None = None, isa: str | None = None):
 
 
 def delegate_report(delegate) -> dict:
-    """What the delegate ran: ``{"isa", "threads", "partitions", "invocations", "nodes"}``."""
+    """What the delegate ran: ``{"isa", "threads", "partitions", "invocations", "seconds",
+    "nodes"}`` — the kernel path, threads, delegate kernels (runs of consecutive LCE ops),
+    their invocations and total time, and the LCE nodes taken over by op name."""
     lib = _library()
     buffer = ctypes.create_string_buffer(1024)
     lib.xnor_keras_delegate_info(delegate._get_native_delegate_pointer(), buffer, len(buffer))
@@ -219,8 +236,7 @@ def tflite_interpreter(flatbuffer: bytes, *, num_threads: int = 1, isa: str | No
     import tensorflow as tf
     from tensorflow.lite.python.interpreter import OpResolverType
 
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise DeployError(f"num_threads must be a positive integer. Received: {num_threads!r}")
+    _check_threads(num_threads)
     _check_ops(flatbuffer)
     delegate = load_delegate(isa=isa)
     resolver = OpResolverType.AUTO if use_xnnpack else \
