@@ -16,12 +16,15 @@ or disagrees on top-1.
 
 import json
 import os
+import sys
 import subprocess
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# This checkout's xnor_keras and deploy, even if another one is installed in the venv.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags, logging  # noqa: E402
 
