@@ -96,24 +96,29 @@ def run_one(name, precision, n, out_dir, threads):
         "n": n, "inputs": source, "max_abs_diff": check.max_abs_diff,
         "logit_range": check.logit_range, "relative_diff": check.relative_diff,
         "top1_agreement": check.top1_agreement, "passed": check.passed,
+        "within_tolerance": check.within_tolerance,
         "noise_floor_relative_diff": floor.relative_diff,
         "noise_floor_top1_agreement": floor.top1_agreement,
+        "noise_floor_within_tolerance": floor.within_tolerance,
         "convert_s": round(convert_s, 1), "verify_s": round(verify_s, 1),
     }
 
 
 def markdown(rows):
     lines = ["| model | precision | .tflite | float32 twin | binary layers (bconv / 1-bit-weight / float) "
-             "| max abs diff | / logit range | top-1 agreement | n | pass | noise floor: / range, top-1 |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|---|---|"]
+             "| max abs diff | / logit range | top-1 agreement | inputs within 1e-3 | n | pass "
+             "| noise floor: / range, top-1, within 1e-3 |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['precision']} | {r['file_bytes'] / 1e6:.2f} MB | "
             f"{r['float_twin_bytes'] / 1e6:.1f} MB | {r['binary_layers']} "
             f"({r['in_binary_ops']} / {r['binary_weight']} / {r['in_float']}) | "
             f"{r['max_abs_diff']:.2e} | {r['relative_diff']:.2e} | "
-            f"{100 * r['top1_agreement']:.1f}% | {r['n']} | {'yes' if r['passed'] else 'NO'} | "
-            f"{r['noise_floor_relative_diff']:.2e}, {100 * r['noise_floor_top1_agreement']:.1f}% |")
+            f"{100 * r['top1_agreement']:.1f}% | {100 * r['within_tolerance']:.1f}% | {r['n']} | "
+            f"{'yes' if r['passed'] else 'NO'} | {r['noise_floor_relative_diff']:.2e}, "
+            f"{100 * r['noise_floor_top1_agreement']:.1f}%, "
+            f"{100 * r['noise_floor_within_tolerance']:.1f}% |")
     return "\n".join(lines) + "\n"
 
 

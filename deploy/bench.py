@@ -69,6 +69,7 @@ class BenchResult:
 
 
 def _float_layer(layer):
+    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
     from larq.quantizers import Quantizer
 
@@ -97,6 +98,7 @@ def _float_layer(layer):
 
 def float_twin(model):
     """``model`` with binary layers replaced by float ones (fresh random weights)."""
+    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     return tf.keras.models.clone_model(model, clone_function=_float_layer)
@@ -104,6 +106,7 @@ def float_twin(model):
 
 def twin_flatbuffers(model, *, int8=True, calibration_samples=8, seed=0) -> dict:
     """{"float32": bytes, "int8": bytes} TFLite models of ``float_twin(model)``."""
+    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     twin = float_twin(model)
@@ -178,6 +181,7 @@ def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="lce", mode
             raise DeployError(f"{name} must be an integer >= {minimum}. Received: {value!r}")
     tflite, flatbuffer = load_tflite(tflite_path)
     metadata = read_metadata(tflite, tflite_path)
+    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     from deploy.runtime import make_interpreter
 
     binary = make_interpreter(flatbuffer, runtime, num_threads=threads)

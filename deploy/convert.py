@@ -276,6 +276,7 @@ def _check_binary_layers(tflite, plans, found, *, allow_float_fallback):
 
 
 def _lce_convert(lowered, lce_target):
+    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import larq_compute_engine as lce
     import tensorflow as tf
 
@@ -299,10 +300,10 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
     """
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
+    import xnor_keras  # legacy Keras 2 before TensorFlow loads
     from deploy.lowering import lower
     import larq_compute_engine as lce
     import tensorflow as tf
-    import xnor_keras
 
     dataset, dataset_source, spec, labels = _dataset_info(model, dataset, labels_path,
                                                           sidecar or {})

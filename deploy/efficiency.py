@@ -54,6 +54,7 @@ def theoretical_speedup(c: int, n_w: int) -> float:
 
 
 def _binarizable(layer) -> bool:
+    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     return isinstance(layer, (tf.keras.layers.Conv2D, tf.keras.layers.Dense))
@@ -86,6 +87,7 @@ def weight_memory(model, *, first_last_float=False) -> dict:
 
 
 def _all_layers(model):
+    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     for layer in model.layers:
@@ -97,6 +99,7 @@ def _all_layers(model):
 
 def _conv_flatbuffers(c, k, *, seed=0):
     """(binary LCE flatbuffer, float TFLite flatbuffer) of one 14×14 conv layer."""
+    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import larq_compute_engine as lce
     import tensorflow as tf
     from larq import math as lq_math
@@ -155,6 +158,7 @@ def measure_conv_speedup(c, k, *, runs=30, warmup=3, runtime="lce") -> SpeedupPo
 
 
 def _memory_table():
+    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     from xnor_keras import models

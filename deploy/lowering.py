@@ -22,7 +22,12 @@ possible, while computing the same function:
   non-decreasing per-channel function commutes with max-pooling and
   ``sign(BN(relu(u))) = sign(BN(u))`` or a constant (see `_fold_affine`). LCE then
   fuses m, b into the producing ``LceBconv2d`` and pools with ``LceBMaxPool2d``
-  (writing bitpacked outputs directly when the convolution's padding allows).
+  (writing bitpacked outputs directly when the convolution's padding allows). The
+  same fold serves sign activation layers (BinaryNet's C-B-A-P blocks), and
+  ``maxpool(sign(t))`` is emitted as ``sign(maxpool(t))`` so LCE pools bitpacked.
+  Since the accumulator is α·z with z an integer, b is moved half a step between two
+  integers (`_integer_threshold`): runtimes that round m·α·z + b differently then
+  still binarize identically, and an exact tie keeps sign(0) = +1.
 - **Binary-weight (BWN) layers** take float inputs; no LCE op computes with those, so
   they stay float convolutions here and their ±α_c weights are stored in 1 bit by
   `deploy.convert` after conversion.
@@ -46,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
 import larq as lq
 import numpy as np
 import tensorflow as tf
@@ -53,7 +59,7 @@ from larq import math as lq_math
 from larq.quantizers import Quantizer
 
 from deploy.errors import DeployError
-from xnor_keras import scaling
+from xnor_keras import scaling  # noqa: E402
 
 __all__ = ["lower", "Lowered", "LayerPlan", "LoweringError", "canonical_signs"]
 

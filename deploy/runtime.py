@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import numpy as np
 
@@ -58,6 +59,7 @@ class Runner:
 
 class _LceRunner(Runner):
     def __init__(self, flatbuffer, name, num_threads, options):
+        import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
         self.name = name
@@ -85,11 +87,14 @@ class _TFLiteRunner(Runner):
     name = "tflite"
 
     def __init__(self, flatbuffer, num_threads):
+        import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
         import tensorflow as tf
 
         try:
-            self._interpreter = tf.lite.Interpreter(model_content=flatbuffer,
-                                                    num_threads=num_threads)
+            with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
+                warnings.simplefilter("ignore", UserWarning)
+                self._interpreter = tf.lite.Interpreter(model_content=flatbuffer,
+                                                        num_threads=num_threads)
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as error:
             raise DeployError(f"TensorFlow Lite cannot load this model: "

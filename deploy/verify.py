@@ -43,6 +43,7 @@ class VerifyResult:
     logit_range: float
     top1_agreement: float
     tolerance: float
+    within_tolerance: float = 1.0  # fraction of inputs whose own max |Δ| ≤ tolerance × range
     noise_floor: "VerifyResult | None" = None
 
     @property
@@ -59,12 +60,14 @@ class VerifyResult:
         text = (f"verify: {self.n} inputs ({self.source}), Keras vs {self.runtime}: "
                 f"max |Δ| = {self.max_abs_diff:.3g}, logit range = {self.logit_range:.4g}, "
                 f"max |Δ| / range = {self.relative_diff:.3g} (tolerance {self.tolerance:g}), "
-                f"top-1 agreement = {100 * self.top1_agreement:.2f}% ({agree}/{self.n}) → {verdict}")
+                f"top-1 agreement = {100 * self.top1_agreement:.2f}% ({agree}/{self.n}), "
+                f"inputs within tolerance = {100 * self.within_tolerance:.2f}% → {verdict}")
         floor = self.noise_floor
         if floor is not None:
             text += (f"\nnoise floor (Keras vs Keras with inputs × (1 + 2⁻²³)): max |Δ| / range = "
                      f"{floor.relative_diff:.3g}, top-1 agreement = "
-                     f"{100 * floor.top1_agreement:.2f}%")
+                     f"{100 * floor.top1_agreement:.2f}%, inputs within tolerance = "
+                     f"{100 * floor.within_tolerance:.2f}%")
             if not self.passed and not floor.passed:
                 text += ("\n  the Keras model itself fails this tolerance under a one-rounding "
                          "input change: sign flips of activations at their thresholds, not a "
@@ -87,18 +90,23 @@ def compare(reference: np.ndarray, outputs: np.ndarray, *, source="", runtime=""
     if reference.shape != outputs.shape:
         raise DeployError(f"output shapes differ: Keras {reference.shape} vs .tflite "
                           f"{outputs.shape}")
+    if not reference.size:
+        raise DeployError("nothing to compare: no inputs")
+    per_input = np.max(np.abs(reference - outputs), axis=-1)
+    logit_range = float(reference.max() - reference.min())
     return VerifyResult(
         n=len(reference), source=source, runtime=runtime,
-        max_abs_diff=float(np.max(np.abs(reference - outputs))) if reference.size else 0.0,
-        logit_range=float(reference.max() - reference.min()) if reference.size else 0.0,
+        max_abs_diff=float(per_input.max()), logit_range=logit_range,
         top1_agreement=float(np.mean(reference.argmax(-1) == outputs.argmax(-1))),
-        tolerance=tolerance)
+        tolerance=tolerance,
+        within_tolerance=float(np.mean(per_input <= tolerance * logit_range)))
 
 
 ULP = 2.0 ** -23  # one float32 rounding step, relative
 
 
-def noise_floor(model, x, reference=None, *, batch_size=32) -> VerifyResult:
+def noise_floor(model, x, reference=None, *, batch_size=32,
+                tolerance=DEFAULT_TOLERANCE) -> VerifyResult:
     """Keras vs Keras on inputs scaled by (1 + 2⁻²³): one float32 rounding step.
 
     A binary network flips sign(v) for any activation v within rounding error of its
@@ -111,7 +119,8 @@ def noise_floor(model, x, reference=None, *, batch_size=32) -> VerifyResult:
     if reference is None:
         reference = model.predict(x, batch_size=batch_size, verbose=0)
     nudged = model.predict(x * np.float32(1.0 + ULP), batch_size=batch_size, verbose=0)
-    return compare(reference, nudged, source="inputs × (1 + 2⁻²³)", runtime="Keras")
+    return compare(reference, nudged, source="inputs × (1 + 2⁻²³)", runtime="Keras",
+                   tolerance=tolerance)
 
 
 def _progress(iterable, total, desc):
@@ -167,7 +176,6 @@ def verify_files(model_path, tflite_path, *, data=None, images=None, n=None, see
                               for i in _progress(range(len(x)), len(x), runtime)])
     result = compare(reference, outputs, source=source, runtime=runner.name, tolerance=tolerance)
     if with_noise_floor:
-        result.noise_floor = noise_floor(model, x, reference)
-        result.noise_floor.tolerance = tolerance
+        result.noise_floor = noise_floor(model, x, reference, tolerance=tolerance)
     return result
 

@@ -162,6 +162,8 @@ def test_verify_inspect_predict(xnor_files, tmp_path):
     model_path, out, _, _ = xnor_files
     result = verify_files(model_path, out, n=30)
     assert result.passed and result.top1_agreement == 1.0 and result.n == 30
+    assert result.within_tolerance == 1.0 and result.noise_floor.n == 30
+    assert "noise floor" in result.format()
     result = verify_files(model_path, out, data="fashion_mnist", n=40)
     assert result.passed and "fashion_mnist" in result.source
     info = inspect_file(out)
@@ -174,8 +176,17 @@ def test_verify_inspect_predict(xnor_files, tmp_path):
     assert abs(sum(s for _, s in prediction.top) - 1.0) < 1.0 and prediction.top[0][1] >= \
         prediction.top[1][1]
     assert prediction.top[0][0] in TFLiteModel.load(out).json_metadata("xnor_keras")["labels"]
+    other = tmp_path / "other.keras"
+    x = tf.keras.Input((32, 32, 3))
+    tf.keras.Model(x, L.Dense(10)(L.Flatten()(x))).save(other)
     with pytest.raises(DeployError, match="input size mismatch"):
-        other = tmp_path / "other.keras"
-        m = models.build("cifar_net", "xnor")
-        m.save(other)
         verify_files(other, out, n=2)
+
+
+def test_compare_counts_inputs_within_tolerance():
+    reference = np.array([[0.0, 10.0], [5.0, 1.0], [2.0, 3.0]])
+    outputs = reference + np.array([[0.0, 0.001], [0.5, 0.0], [0.0, 0.0]])
+    result = compare(reference, outputs, tolerance=1e-3)  # range 10: allowed |Δ| 0.01
+    assert result.max_abs_diff == pytest.approx(0.5)
+    assert result.within_tolerance == pytest.approx(2 / 3)
+    assert result.top1_agreement == 1.0 and not result.passed
