@@ -12,6 +12,8 @@ float32 rounding step). Prints a table and writes
 
     python benchmarks/deploy_zoo.py            # all models, 1000 inputs each
     python benchmarks/deploy_zoo.py -n 50 --models fashion_net,alexnet --precisions xnor
+    python benchmarks/deploy_zoo.py --precisions xnor --option input_scaling=False \
+        --out_dir out/deploy_zoo_no_k      # XNOR without K (eqs. 10-11)
 """
 
 import argparse
@@ -54,10 +56,11 @@ def trained_like_batch_norm(model, x, *, seed=0):
         layer.momentum = momentum
 
 
-def run_one(name, precision, n, out_dir, threads):
+def run_one(name, precision, n, out_dir, threads, options=None):
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(0)
-    model = models.build(name, precision)
+    options = options or {}
+    model = models.build(name, precision, **options)
     shape = tuple(model.inputs[0].shape[1:])
     dataset = models.ARCHITECTURES[name][3]
     if dataset == "fashion_mnist":
@@ -70,7 +73,8 @@ def run_one(name, precision, n, out_dir, threads):
     start = time.time()
     result = convert_model(model, target="arm64")
     convert_s = time.time() - start
-    path = os.path.join(out_dir, f"{name}_{precision}.tflite")
+    suffix = "".join(f"_{k}-{v}" for k, v in sorted(options.items()))
+    path = os.path.join(out_dir, f"{name}_{precision}{suffix}.tflite")
     atomic_write(path, result.flatbuffer)
     report = result.report
     start = time.time()
@@ -85,7 +89,7 @@ def run_one(name, precision, n, out_dir, threads):
     census = dict(__import__("deploy.tflite_model", fromlist=["TFLiteModel"])
                   .TFLiteModel(result.flatbuffer).op_census())
     return {
-        "model": name, "precision": precision, "file_bytes": report.file_bytes,
+        "model": name, "precision": precision + suffix, "file_bytes": report.file_bytes,
         "float_twin_bytes": summary["float_twin_bytes"],
         "binary_layers": summary["binary_layers"],
         "in_binary_ops": summary["binary_layers_in_binary_ops"],
@@ -129,12 +133,18 @@ def main():
     parser.add_argument("--precisions", default="bwn,xnor")
     parser.add_argument("--out_dir", default="out/deploy_zoo")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a models.build option, e.g. input_scaling=False (repeatable)")
     args = parser.parse_args()
+    options = {}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        options[key] = {"True": True, "False": False}.get(value, value)
     os.makedirs(args.out_dir, exist_ok=True)
     rows = []
     for name in args.models.split(","):
         for precision in args.precisions.split(","):
-            row = run_one(name, precision, args.n, args.out_dir, args.threads)
+            row = run_one(name, precision, args.n, args.out_dir, args.threads, options)
             rows.append(row)
             print(json.dumps(row), flush=True)
     table = markdown(rows)
