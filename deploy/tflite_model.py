@@ -358,16 +358,9 @@ class TFLiteModel:
         out = int(np.prod(self.tensors[op.outputs[0]].shape))
         if op.name == "LceBconv2d":
             filt = self.tensors[op.inputs[1]].shape
-            channels_in = int(op.options.get("channels_in", 0))
-            words = filt[3]
-            per_group = channels_in
-            if self.tensors[op.inputs[1]].dtype == "INT32" and words * 32 < channels_in:
-                per_group = channels_in // (channels_in // (words * 32))
-            if self.tensors[op.inputs[1]].dtype == "FLOAT32":
-                per_group = filt[3]
-            if self.tensors[op.outputs[0]].dtype == "INT32":  # bitpacked output
+            if self.tensors[op.outputs[0]].dtype == "INT32":  # bitpacked: count C_out, not words
                 out = out // self.tensors[op.outputs[0]].shape[-1] * filt[0]
-            return out * filt[1] * filt[2] * per_group, 0
+            return out * filt[1] * filt[2] * self._bconv_channels_per_group(op), 0
         if op.name == "CONV_2D":
             filt = self.tensors[op.inputs[1]].shape
             return 0, out * filt[1] * filt[2] * filt[3]
@@ -398,10 +391,18 @@ class TFLiteModel:
             raise ValueError(f"LceBconv2d op {op.index} has a non-constant filter")
         if data.dtype == np.float32:
             return np.where(data < 0, -1.0, 1.0).astype(np.float32)
-        channels_in = int(op.options["channels_in"])
-        words = data.shape[-1]
-        groups = max(1, channels_in // (words * 32)) if words * 32 < channels_in else 1
-        return unpack(data, channels_in // groups)
+        return unpack(data, self._bconv_channels_per_group(op))
+
+    def _bconv_channels_per_group(self, op: Op) -> int:
+        """Input channels per group of an ``LceBconv2d``: its filter's last axis holds
+        ceil(C/32) words per group (C a multiple of 32 when grouped)."""
+        filt = self.tensors[op.inputs[1]]
+        if filt.dtype != "INT32":
+            return filt.shape[3]
+        channels_in = int(op.options.get("channels_in", 0))
+        words = filt.shape[3]
+        groups = channels_in // (words * 32) if words * 32 < channels_in else 1
+        return channels_in // groups
 
     # ------------------------------------------------------------------ metadata
     def metadata_names(self) -> list[str]:
