@@ -31,6 +31,7 @@ from tqdm import tqdm  # noqa: E402
 
 from deploy.convert import atomic_write, convert_model  # noqa: E402
 from deploy.inputs import dataset_inputs, random_inputs  # noqa: E402
+from deploy.lowering import lower  # noqa: E402
 from deploy.runtime import make_interpreter  # noqa: E402
 from deploy.verify import compare, noise_floor  # noqa: E402
 from xnor_keras import models  # noqa: E402
@@ -56,7 +57,7 @@ def trained_like_batch_norm(model, x, *, seed=0):
         layer.momentum = momentum
 
 
-def run_one(name, precision, n, out_dir, threads, options=None):
+def run_one(name, precision, n, out_dir, threads, options=None, diagnose=False):
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(0)
     options = options or {}
@@ -85,6 +86,21 @@ def run_one(name, precision, n, out_dir, threads, options=None):
     verify_s = time.time() - start
     check = compare(reference, outputs, source=source, runtime="lce")
     floor = noise_floor(model, x, reference, batch_size=16)
+    diagnosis = {}
+    if diagnose:
+        # Is a failure the conversion or float rounding? (a) the lowered graph executed by
+        # TensorFlow (the rewrite, without LCE); (b) LCE's optimized vs reference kernels.
+        lowered = lower(model)
+        rewritten = np.concatenate([lowered(x[i:i + 1]) for i in range(n)])
+        reference_kernels = make_interpreter(result.flatbuffer, "lce-reference",
+                                             num_threads=threads)
+        lce_reference = np.concatenate([reference_kernels.run(x[i:i + 1]) for i in
+                                        tqdm(range(n), desc="lce-reference", leave=False)])
+        for key, (a, b) in {"keras_vs_lowered_tf": (reference, rewritten),
+                            "lce_vs_lce_reference": (lce_reference, outputs)}.items():
+            c = compare(a, b)
+            diagnosis[key] = {"relative_diff": c.relative_diff, "top1_agreement": c.top1_agreement,
+                              "within_tolerance": c.within_tolerance}
     summary = report.summary()
     census = dict(__import__("deploy.tflite_model", fromlist=["TFLiteModel"])
                   .TFLiteModel(result.flatbuffer).op_census())
@@ -105,6 +121,7 @@ def run_one(name, precision, n, out_dir, threads, options=None):
         "noise_floor_top1_agreement": floor.top1_agreement,
         "noise_floor_within_tolerance": floor.within_tolerance,
         "convert_s": round(convert_s, 1), "verify_s": round(verify_s, 1),
+        **diagnosis,
     }
 
 
@@ -135,6 +152,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a models.build option, e.g. input_scaling=False (repeatable)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also compare Keras with the lowered graph run by TensorFlow, "
+                             "and LCE's optimized with its reference kernels")
     args = parser.parse_args()
     options = {}
     for item in args.option:
@@ -144,7 +164,8 @@ def main():
     rows = []
     for name in args.models.split(","):
         for precision in args.precisions.split(","):
-            row = run_one(name, precision, args.n, args.out_dir, args.threads, options)
+            row = run_one(name, precision, args.n, args.out_dir, args.threads, options,
+                          args.diagnose)
             rows.append(row)
             print(json.dumps(row), flush=True)
     table = markdown(rows)
