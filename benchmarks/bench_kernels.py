@@ -27,7 +27,10 @@ less than the medians. The 1-minute load average before and after timing is prin
 
     python benchmarks/bench_kernels.py                       # everything, one thread
     python benchmarks/bench_kernels.py --cases=layers --rounds=5
-    python benchmarks/bench_kernels.py --threads=2
+    python benchmarks/bench_kernels.py --threads=2       # adds native on 1 thread: scaling
+
+With ``--threads`` N > 1 every runtime gets N threads and native also runs on one thread
+in the same rounds, so the table shows how the binary ops scale with threads.
 """
 
 import json
@@ -108,7 +111,7 @@ def _flatbuffers(case):
     else:
         binary_fb = convert_model(models.build(case, "xnor")).flatbuffer
         floating = models.build(case, "fp")
-    return {"native": binary_fb, "lce": binary_fb,
+    return {"native": binary_fb, "native_1t": binary_fb, "lce": binary_fb,
             "float32": _convert_float(floating, int8=False),
             "int8": _convert_float(floating, int8=True)}
 
@@ -126,7 +129,9 @@ class _Timed:
             self._inputs = [x if self._lce.input_types[0] == np.float32 else
                             np.zeros(x.shape, self._lce.input_types[0])]
             return
-        if runtime == "native":
+        if runtime.startswith("native"):
+            if runtime == "native_1t":
+                threads = 1
             self._interpreter = native.tflite_interpreter(flatbuffer, num_threads=threads)
         else:
             self._interpreter = tf.lite.Interpreter(model_content=flatbuffer,
@@ -178,17 +183,20 @@ def _cases():
 
 
 def _table(cases, stats, checks, header):
+    scaling = "native_1t" in stats[cases[0]]
     lines = [header, "",
              "| case | native ms | LCE ms | float32 ms | int8 ms | × vs float32 | × vs LCE | "
-             "× vs int8 | max abs(native − LCE) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "× vs int8 | max abs(native − LCE) |" + (" native 1-thread ms | × vs 1 thread |"
+                                                       if scaling else ""),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if scaling else "")]
     for case in cases:
         m = stats[case]
         label = f"{case} 3x3 binary" if case in LAYERS else MODELS[case]
         lines.append(
             f"| {label} | {m['native']:.3f} | {m['lce']:.3f} | {m['float32']:.3f} | "
             f"{m['int8']:.3f} | {m['float32'] / m['native']:.2f} | {m['lce'] / m['native']:.2f} | "
-            f"{m['int8'] / m['native']:.2f} | {checks[case]:.2g} |")
+            f"{m['int8'] / m['native']:.2f} | {checks[case]:.2g} |" +
+            (f" {m['native_1t']:.3f} | {m['native_1t'] / m['native']:.2f} |" if scaling else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -196,6 +204,7 @@ def main(argv):
     del argv
     cases = _cases()
     threads = FLAGS.threads
+    runtimes = RUNTIMES + (("native_1t",) if threads > 1 else ())
     info = native.library_info()
     timed, checks = {}, {}
     rng = np.random.default_rng(1)
@@ -203,7 +212,7 @@ def main(argv):
         flatbuffers = _flatbuffers(case)
         shape = tf.lite.Interpreter(model_content=flatbuffers["float32"]).get_input_details()[0]
         x = rng.normal(size=shape["shape"]).astype(np.float32)
-        timed[case] = {r: _Timed(r, flatbuffers[r], x, threads) for r in RUNTIMES}
+        timed[case] = {r: _Timed(r, flatbuffers[r], x, threads) for r in runtimes}
         ours, theirs = timed[case]["native"](), timed[case]["lce"]()
         checks[case] = float(np.max(np.abs(ours.astype(np.float64) - theirs)))
     counts = {}
@@ -212,17 +221,18 @@ def main(argv):
             fn()  # warm up
             one = min(_measure(fn, 3))
             counts[(case, runtime)] = max(1, int(FLAGS.seconds_per_measure / max(one, 1e-6)))
-    samples = {(case, r): [] for case in cases for r in RUNTIMES}
+    samples = {(case, r): [] for case in cases for r in runtimes}
     load_before = os.getloadavg()[0]
     for round_index in tqdm(range(FLAGS.rounds), desc="rounds"):
         for case in cases:
-            order = RUNTIMES[round_index % 4:] + RUNTIMES[:round_index % 4]
+            shift = round_index % len(runtimes)
+            order = runtimes[shift:] + runtimes[:shift]
             for runtime in order:
                 samples[(case, runtime)] += _measure(timed[case][runtime],
                                                      counts[(case, runtime)])
-    medians = {case: {r: 1000 * float(np.median(samples[(case, r)])) for r in RUNTIMES}
+    medians = {case: {r: 1000 * float(np.median(samples[(case, r)])) for r in runtimes}
                for case in cases}
-    minima = {case: {r: 1000 * float(np.min(samples[(case, r)])) for r in RUNTIMES}
+    minima = {case: {r: 1000 * float(np.min(samples[(case, r)])) for r in runtimes}
               for case in cases}
     report = timed[cases[0]]["native"].report()
     load = " / ".join(f"{x:.1f}" for x in (load_before, os.getloadavg()[0]))

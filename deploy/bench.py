@@ -6,7 +6,8 @@ Keras architecture stored in the .tflite metadata (random weights: latency does 
 depend on them) or taken from ``--model``. They are converted with stock TensorFlow
 Lite (float32; and full-integer int8 calibrated on random inputs) and run on stock
 TFLite with XNNPACK, its fastest x86 path. The binary model runs on the selected
-runtime (``lce``: LCE's indirect-BGEMM kernels + XNNPACK; or ``native``).
+runtime: by default ``auto`` (`deploy.runtime.default_runtime`: this project's native
+kernels on x86-64, LCE's elsewhere); the report says which kernels ran.
 
 All runtimes are timed interleaved — one inference of each per round, in rotating
 order — so machine noise hits them alike; the report gives medians and ratios
@@ -42,6 +43,7 @@ class BenchResult:
     times: dict  # label → list of seconds
     threads: int
     runs: int
+    kernels: dict = dataclasses.field(default_factory=dict)  # label → Runner.describe()
 
     def median_ms(self, label) -> float:
         return 1e3 * float(np.median(self.times[label]))
@@ -57,6 +59,8 @@ class BenchResult:
             ratio = self.median_ms(label) / self.median_ms(base)
             lines.append(f"{label.ljust(width)}  {np.median(t):8.3f}ms  {np.percentile(t, 10):7.3f}ms"
                          f"  {np.percentile(t, 90):7.3f}ms  {ratio:5.2f}x")
+        lines += [f"  {label}: {self.kernels[label]}" for label in self.labels
+                  if label in self.kernels]
         for label in self.labels[1:]:
             speedup = self.median_ms(label) / self.median_ms(base)
             lines.append(f"{base} is {speedup:.2f}x faster than {label}" if speedup >= 1 else
@@ -65,7 +69,8 @@ class BenchResult:
 
     def as_dict(self) -> dict:
         return {"threads": self.threads, "runs": self.runs,
-                "median_ms": {label: self.median_ms(label) for label in self.labels}}
+                "median_ms": {label: self.median_ms(label) for label in self.labels},
+                "kernels": dict(self.kernels)}
 
 
 def _float_layer(layer):
@@ -172,7 +177,7 @@ def _keras_model(metadata, model_path, path):
                           f"({type(error).__name__})") from None
 
 
-def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="lce", model_path=None,
+def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="auto", model_path=None,
                int8=True, progress=True, seed=0) -> BenchResult:
     """Benchmarks ``tflite_path`` against its float32 (and int8) twins; see the module doc."""
     for name, value, minimum in (("--runs", runs, 1), ("--warmup", warmup, 0),
@@ -187,7 +192,7 @@ def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="lce", mode
     binary = make_interpreter(flatbuffer, runtime, num_threads=threads)
     model = _keras_model(metadata, model_path, tflite_path)
     twins = twin_flatbuffers(model, int8=int8, seed=seed)
-    runners = [(f"binary ({runtime})", binary),
+    runners = [(f"binary ({binary.name})", binary),
                ("float32 twin (TFLite+XNNPACK)", make_interpreter(twins["float32"], "tflite",
                                                                   num_threads=threads))]
     if int8:
@@ -196,4 +201,4 @@ def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="lce", mode
     x = np.random.default_rng(seed).standard_normal(binary.input_shape).astype(np.float32)
     times = time_interleaved(runners, x, runs=runs, warmup=warmup, progress=progress)
     return BenchResult(labels=[label for label, _ in runners], times=times, threads=threads,
-                       runs=runs)
+                       runs=runs, kernels={label: runner.describe() for label, runner in runners})

@@ -5,8 +5,8 @@
     xnor-deploy verify MODEL OUT.tflite [--data DATASET | --images DIR] [-n N]
                        [--tolerance 1e-3] [--runtime lce]
     xnor-deploy inspect OUT.tflite [--json]
-    xnor-deploy bench OUT.tflite [--threads 1] [--runs 20] [--model MODEL] [--runtime lce]
-    xnor-deploy predict OUT.tflite IMAGE... [--top 5]
+    xnor-deploy bench OUT.tflite [--threads 1] [--runs 20] [--model MODEL] [--runtime auto]
+    xnor-deploy predict OUT.tflite IMAGE... [--top 5] [--runtime auto]
     xnor-deploy fig4 [--out_dir out/fig4] [--runs 30]
 
 The logic lives in importable modules (`deploy.convert`, `deploy.verify`, …); this is
@@ -47,8 +47,10 @@ flags.DEFINE_integer("n", None, "verify: number of inputs (default: 1000 from --
                      "--images, 100 random).")
 flags.DEFINE_float("tolerance", 1e-3, "verify: allowed max |Δ| as a fraction of the logit range.")
 flags.DEFINE_integer("seed", 0, "verify/bench: seed of the random inputs.")
-flags.DEFINE_string("runtime", "lce", "verify/bench/predict: lce, lce-default, lce-reference, "
-                    "native (tflite for models without LCE ops).")
+flags.DEFINE_string("runtime", None, "verify/bench/predict: auto, native, lce, lce-default, "
+                    "lce-reference (tflite for models without LCE ops). Default: lce for "
+                    "verify (the reference LCE interpreter), auto for bench/predict (this "
+                    "project's native kernels on x86-64, LCE elsewhere).")
 flags.DEFINE_integer("threads", 1, "verify/bench/predict: interpreter threads.")
 flags.DEFINE_integer("runs", None, "bench: timed rounds (default 20); fig4: runs per conv "
                      "(default 30).")
@@ -121,7 +123,7 @@ def _verify(argv):
     from deploy.verify import verify_files
 
     result = verify_files(model_path, tflite_path, data=FLAGS.data, images=FLAGS.images,
-                          n=FLAGS.n, seed=FLAGS.seed, runtime=FLAGS.runtime,
+                          n=FLAGS.n, seed=FLAGS.seed, runtime=FLAGS.runtime or "lce",
                           threads=FLAGS.threads, tolerance=FLAGS.tolerance)
     if FLAGS.json:
         print(json.dumps(result.as_dict()))
@@ -145,7 +147,8 @@ def _bench(argv):
 
     result = bench_file(tflite_path, threads=FLAGS.threads,
                         runs=20 if FLAGS.runs is None else FLAGS.runs,
-                        warmup=FLAGS.warmup, runtime=FLAGS.runtime, model_path=FLAGS.model,
+                        warmup=FLAGS.warmup, runtime=FLAGS.runtime or "auto",
+                        model_path=FLAGS.model,
                         int8=FLAGS.int8, seed=FLAGS.seed)
     print(json.dumps(result.as_dict()) if FLAGS.json else result.format())
     return 0
@@ -155,8 +158,12 @@ def _predict(argv):
     args = _positional(argv, "predict", ["OUT.tflite", "IMAGE..."], at_least=2)
     from deploy.predict import predict_files
 
-    for prediction in predict_files(args[0], args[1:], top=FLAGS.top, runtime=FLAGS.runtime,
-                                    threads=FLAGS.threads):
+    def show(runner):
+        print(f"runtime {runner.name}: {runner.describe()}")
+
+    for prediction in predict_files(args[0], args[1:], top=FLAGS.top,
+                                    runtime=FLAGS.runtime or "auto", threads=FLAGS.threads,
+                                    on_runner=show):
         print(prediction.format())
     return 0
 

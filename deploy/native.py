@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy.errors import DeployError
-from deploy.runtime import _dequantize, _quantization, _quantize
+from deploy.runtime import dequantize, quantization_params, quantize
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
 
 __all__ = [
@@ -269,8 +269,8 @@ class NativeRunner:
             raise DeployError(f"models with {len(details_in)} inputs / {len(details_out)} "
                               "outputs are not supported")
         self._input, self._output = details_in[0], details_out[0]
-        self._quant_in = _quantization(self._input["dtype"], *self._input["quantization"])
-        self._quant_out = _quantization(self._output["dtype"], *self._output["quantization"])
+        self._quant_in = quantization_params(self._input["dtype"], *self._input["quantization"])
+        self._quant_out = quantization_params(self._output["dtype"], *self._output["quantization"])
         self.input_shape = tuple(int(d) for d in self._input["shape"])
         self.output_shape = tuple(int(d) for d in self._output["shape"])
 
@@ -284,9 +284,9 @@ class NativeRunner:
         if x.shape != self.input_shape:
             raise DeployError(f"input shape {x.shape} does not match the model's "
                               f"{self.input_shape}")
-        self.interpreter.set_tensor(self._input["index"], _quantize(x, self._quant_in))
+        self.interpreter.set_tensor(self._input["index"], quantize(x, self._quant_in))
         self.interpreter.invoke()
-        return _dequantize(self.interpreter.get_tensor(self._output["index"]), self._quant_out)
+        return dequantize(self.interpreter.get_tensor(self._output["index"]), self._quant_out)
 
 
 def make_interpreter(flatbuffer: bytes, *, num_threads: int = 1,

@@ -42,8 +42,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def predict_files(tflite_path, paths, *, top=5, runtime="lce", threads=1) -> list:
-    """Top-``top`` (label, softmax score) for each image in ``paths``."""
+def predict_files(tflite_path, paths, *, top=5, runtime="auto", threads=1,
+                  on_runner=None) -> list:
+    """Top-``top`` (label, softmax score) for each image in ``paths``.
+
+    ``runtime`` as in `deploy.runtime.make_interpreter` (``auto``: native kernels on
+    x86-64); ``on_runner(runner)`` is called once the model is loaded (the CLI prints
+    ``runner.describe()``).
+    """
     if not paths:
         raise DeployError("no images given")
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
@@ -57,6 +63,8 @@ def predict_files(tflite_path, paths, *, top=5, runtime="lce", threads=1) -> lis
     from deploy.runtime import make_interpreter
 
     runner = make_interpreter(flatbuffer, runtime, num_threads=threads)
+    if on_runner is not None:
+        on_runner(runner)
     labels = metadata.get("labels")
     predictions = []
     for path, image in zip(paths, x):

@@ -12,10 +12,13 @@ are quantized / dequantized inside). Runtimes:
 | ``lce-reference``| LCE's reference (unoptimized) binary convolution, for cross-checks   |
 | ``tflite``      | stock TensorFlow Lite (XNNPACK); no LCE ops                           |
 | ``native``      | this project's C++ kernels: ``deploy.native.make_interpreter``        |
+| ``auto``        | `default_runtime()`: ``native`` on x86-64, ``lce`` elsewhere          |
 
 The ``native`` runtime is provided by ``deploy/native.py``, which must define
 ``make_interpreter(flatbuffer: bytes, *, num_threads: int = 1)`` returning an object
-with ``run(x: np.ndarray) -> np.ndarray`` (float32, batch 1, NHWC).
+with ``run(x: np.ndarray) -> np.ndarray`` (float32, batch 1, NHWC) and a ``kernels``
+dict (see `deploy.native.delegate_report`). ``runner.describe()`` says in one line
+which kernels ran, for every runtime.
 
 Example:
 
@@ -27,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import platform
 import warnings
 
 import numpy as np
@@ -34,9 +38,10 @@ import numpy as np
 from deploy.errors import DeployError
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
 
-__all__ = ["RUNTIMES", "Runner", "make_interpreter"]
+__all__ = ["RUNTIMES", "Runner", "default_runtime", "make_interpreter", "quantization_params",
+           "quantize", "dequantize"]
 
-RUNTIMES = ("lce", "lce-default", "lce-reference", "tflite", "native")
+RUNTIMES = ("lce", "lce-default", "lce-reference", "tflite", "native", "auto")
 
 # LCE interpreter options per runtime name.
 _LCE_OPTIONS = {
@@ -56,6 +61,10 @@ class Runner:
     def run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def describe(self) -> str:  # pragma: no cover - interface
+        """One line: which kernels run this model."""
+        raise NotImplementedError
+
 
 class _LceRunner(Runner):
     def __init__(self, flatbuffer, name, num_threads, options):
@@ -70,17 +79,27 @@ class _LceRunner(Runner):
                               f"{str(error).strip().splitlines()[-1]}") from None
         self.input_shape = tuple(self._interpreter.input_shapes[0])
         self.output_shape = tuple(self._interpreter.output_shapes[0])
-        self._quant_in = _quantization(self._interpreter.input_types[0],
+        self._quant_in = quantization_params(self._interpreter.input_types[0],
                                        self._interpreter.input_scales[0],
                                        self._interpreter.input_zero_points[0])
-        self._quant_out = _quantization(self._interpreter.output_types[0],
+        self._quant_out = quantization_params(self._interpreter.output_types[0],
                                         self._interpreter.output_scales[0],
                                         self._interpreter.output_zero_points[0])
         self._raw = self._interpreter.interpreter
+        self._options = options
+        self._threads = num_threads
+
+    def describe(self):
+        binary = ("reference" if self._options["use_reference_bconv"] else
+                  "optimized indirect-BGEMM" if self._options["use_indirect_bgemm"] else
+                  "optimized BGEMM")
+        floats = "XNNPACK" if self._options["use_xnnpack"] else "TFLite builtin kernels"
+        return (f"larq-compute-engine interpreter, {binary} binary kernels, "
+                f"float ops on {floats}, {self._threads} thread(s)")
 
     def run(self, x):
-        x = _quantize(np.ascontiguousarray(x, np.float32), self._quant_in)
-        return _dequantize(self._raw.predict([x])[0], self._quant_out)
+        x = quantize(np.ascontiguousarray(x, np.float32), self._quant_in)
+        return dequantize(self._raw.predict([x])[0], self._quant_out)
 
 
 class _TFLiteRunner(Runner):
@@ -103,14 +122,18 @@ class _TFLiteRunner(Runner):
         self._output = self._interpreter.get_output_details()[0]
         self.input_shape = tuple(self._input["shape"])
         self.output_shape = tuple(self._output["shape"])
-        self._quant_in = _quantization(self._input["dtype"], *self._input["quantization"])
-        self._quant_out = _quantization(self._output["dtype"], *self._output["quantization"])
+        self._quant_in = quantization_params(self._input["dtype"], *self._input["quantization"])
+        self._quant_out = quantization_params(self._output["dtype"], *self._output["quantization"])
+        self._threads = num_threads
+
+    def describe(self):
+        return f"stock TensorFlow Lite with XNNPACK, {self._threads} thread(s)"
 
     def run(self, x):
         self._interpreter.set_tensor(self._input["index"],
-                                     _quantize(np.asarray(x, np.float32), self._quant_in))
+                                     quantize(np.asarray(x, np.float32), self._quant_in))
         self._interpreter.invoke()
-        return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._quant_out)
+        return dequantize(self._interpreter.get_tensor(self._output["index"]), self._quant_out)
 
 
 class _NativeRunner(Runner):
@@ -129,9 +152,23 @@ class _NativeRunner(Runner):
     def run(self, x):
         return np.asarray(self._runner.run(np.asarray(x, np.float32)), np.float32)
 
+    @property
+    def kernels(self) -> dict:
+        return self._runner.kernels
 
-def _quantization(dtype, scale, zero_point):
-    """(dtype, scale, zero_point) for int8/uint8 tensors, else None."""
+    def describe(self):
+        info = self.kernels
+        nodes = ", ".join(f"{count} {op}" for op, count in sorted(info["nodes"].items())
+                          if count)
+        return (f"xnor_keras C++ kernels ({info['isa']}, {info['threads']} thread(s)) "
+                f"for {nodes or 'no LCE ops'}; float ops on stock TensorFlow Lite with XNNPACK")
+
+
+def quantization_params(dtype, scale, zero_point):
+    """``(dtype, scale, zero_point)`` of an int8/uint8 tensor, ``None`` for float ones.
+
+    ``scale``/``zero_point`` may be scalars or the per-tensor lists TFLite reports.
+    """
     dtype = np.dtype(dtype)
     if dtype.kind not in "iu" or dtype.itemsize != 1:
         return None
@@ -142,7 +179,8 @@ def _quantization(dtype, scale, zero_point):
     return dtype, float(scale or 1.0), int(zero_point or 0)
 
 
-def _quantize(x, quant):
+def quantize(x, quant):
+    """float32 ``x`` → the tensor's integer type: round(x / scale) + zero_point, clipped."""
     if quant is None:
         return x
     dtype, scale, zero_point = quant
@@ -150,21 +188,38 @@ def _quantize(x, quant):
     return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
 
 
-def _dequantize(y, quant):
+def dequantize(y, quant):
+    """An integer tensor → float32: (y − zero_point)·scale; float tensors pass through."""
     if quant is None:
         return np.asarray(y, np.float32)
     _, scale, zero_point = quant
     return ((np.asarray(y, np.float32) - zero_point) * scale).astype(np.float32)
 
 
+def default_runtime() -> str:
+    """The runtime ``auto`` stands for: ``native`` on x86-64, ``lce`` elsewhere.
+
+    On x86-64 LCE ships only portable scalar binary kernels, which the AVX2 kernels in
+    ``native/`` beat several times over (``benchmarks/bench_kernels.py``); on ARM64
+    LCE's own NEON kernels are the tested, device-proven path.
+    """
+    return "native" if platform.machine().lower() in ("x86_64", "amd64") else "lce"
+
+
 def make_interpreter(flatbuffer: bytes, runtime: str = "lce", *, num_threads: int = 1) -> Runner:
     """A `Runner` for ``flatbuffer`` on ``runtime`` (see the module table).
+
+    ``auto`` never falls back silently: if it means ``native`` and the kernels cannot
+    be built or loaded, the error says so (pass ``runtime="lce"`` to use LCE instead).
 
     Raises `DeployError` for an unknown runtime, a file that is not a valid .tflite
     model, or a model the runtime cannot load (e.g. LCE ops on ``tflite``).
     """
     if runtime not in RUNTIMES:
         raise DeployError(f"unknown runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    chose = runtime == "auto"
+    if chose:
+        runtime = default_runtime()
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise DeployError(f"threads must be a positive integer. Received: {num_threads!r}")
     try:
@@ -182,4 +237,10 @@ def make_interpreter(flatbuffer: bytes, runtime: str = "lce", *, num_threads: in
             raise DeployError(f"runtime 'tflite' cannot run LCE ops ({', '.join(lce_ops)}); "
                               "use runtime 'lce'")
         return _TFLiteRunner(flatbuffer, num_threads)
-    return _NativeRunner(flatbuffer, num_threads)
+    try:
+        return _NativeRunner(flatbuffer, num_threads)
+    except DeployError as error:
+        if not chose:
+            raise
+        raise DeployError(f"{error} (runtime 'auto' means 'native' on this x86-64 machine; "
+                          "pass --runtime lce to run LCE's own kernels instead)") from None

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs: a virtualenv in .venv with the pinned Python
-# stack (pyproject.toml), then the system packages of each scripts/deps.d/*.sh.
+# stack (pyproject.toml), then the system packages of each scripts/deps.d/*.sh, then
+# builds the native binary kernels (deploy/native.py caches them by source hash).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,3 +19,6 @@ for script in scripts/deps.d/*.sh; do
   echo "install.sh: $script"
   bash "$script"
 done
+
+echo "install.sh: native kernels"
+.venv/bin/python -m deploy.native

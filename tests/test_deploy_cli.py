@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from deploy.runtime import default_runtime
 from xnor_keras import models
 
 from tests.test_deploy_lowering import trained_like
@@ -72,7 +73,8 @@ def test_verify_inspect_predict_bench(files):
     assert info["metadata"]["target"] == "x86_64" and info["inputs"][0]["shape"] == [1, 28, 28, 1]
     result = cli("predict", d / "model.tflite", d / "photo.jpg", d / "right.npy", "--top", "2")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    kernels, *lines = result.stdout.splitlines()
+    assert kernels.startswith(f"runtime {default_runtime()}: ")
     assert lines[0] == f"{d / 'photo.jpg'}:" and len(lines) == 6
     labels = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
               "Bag", "Ankle boot")
@@ -80,7 +82,16 @@ def test_verify_inspect_predict_bench(files):
     result = cli("bench", d / "model.tflite", "--runs", "5", "--warmup", "1")
     assert result.returncode == 0, result.stderr
     assert "float32 twin (TFLite+XNNPACK)" in result.stdout and "int8 twin" in result.stdout
+    assert f"binary ({default_runtime()}) is" in result.stdout
+    if default_runtime() == "native":  # x86-64: the AVX2 kernels ran every binary conv
+        isa = "avx2" if "avx2" in open("/proc/cpuinfo").read() else "portable"
+        assert f"xnor_keras C++ kernels ({isa}, 1 thread(s)) for 4 LceBconv2d, 4 LceQuantize; float ops" in result.stdout
+    result = cli("bench", d / "model.tflite", "--runs", "2", "--warmup", "0", "--noint8",
+                 "--runtime", "lce", "--threads", "2")
+    assert result.returncode == 0, result.stderr
     assert "binary (lce) is" in result.stdout
+    assert "larq-compute-engine interpreter, optimized indirect-BGEMM binary kernels, float ops "\
+        "on XNNPACK, 2 thread(s)" in result.stdout
 
 
 def test_fig4_quick(tmp_path):
