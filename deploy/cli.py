@@ -49,7 +49,7 @@ flags.DEFINE_float("tolerance", 1e-3, "verify: allowed max |Δ| as a fraction of
 flags.DEFINE_integer("seed", 0, "verify/bench: seed of the random inputs.")
 flags.DEFINE_string("runtime", None, "verify/bench/predict: auto, native, lce, lce-default, "
                     "lce-reference (tflite for models without LCE ops). Default: lce for "
-                    "verify (the reference LCE interpreter), auto for bench/predict (this "
+                    "verify (LCE's own interpreter), auto for bench/predict (this "
                     "project's native kernels on x86-64, LCE elsewhere).")
 flags.DEFINE_integer("threads", 1, "verify/bench/predict: interpreter threads.")
 flags.DEFINE_integer("runs", None, "bench: timed rounds (default 20); fig4: runs per conv "

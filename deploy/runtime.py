@@ -80,11 +80,11 @@ class _LceRunner(Runner):
         self.input_shape = tuple(self._interpreter.input_shapes[0])
         self.output_shape = tuple(self._interpreter.output_shapes[0])
         self._quant_in = quantization_params(self._interpreter.input_types[0],
-                                       self._interpreter.input_scales[0],
-                                       self._interpreter.input_zero_points[0])
+                                             self._interpreter.input_scales[0],
+                                             self._interpreter.input_zero_points[0])
         self._quant_out = quantization_params(self._interpreter.output_types[0],
-                                        self._interpreter.output_scales[0],
-                                        self._interpreter.output_zero_points[0])
+                                              self._interpreter.output_scales[0],
+                                              self._interpreter.output_zero_points[0])
         self._raw = self._interpreter.interpreter
         self._options = options
         self._threads = num_threads
