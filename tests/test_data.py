@@ -25,11 +25,7 @@ import tensorflow as tf
 
 from xnor_keras import data
 
-FASHION = "/usr/share/datasets/fashion-mnist"
-needs_fashion = pytest.mark.skipif(
-    not os.path.exists(os.path.join(FASHION, "train-images-idx3-ubyte.gz")),
-    reason="scripts/deps.d/fashion_mnist.sh installs the Debian package dataset-fashion-mnist",
-)
+from tests.conftest import FASHION, needs_fashion
 
 # Published per-channel statistics (torchvision / fb.resnet.torch for ImageNet; the
 # 50k CIFAR-10 training images), on the [0, 1] scale.

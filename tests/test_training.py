@@ -11,11 +11,8 @@ import pytest
 from xnor_keras import training
 from xnor_keras.training import TrainConfig
 
-FASHION = "/usr/share/datasets/fashion-mnist"
-needs_fashion = pytest.mark.skipif(
-    not os.path.exists(os.path.join(FASHION, "train-images-idx3-ubyte.gz")),
-    reason="scripts/deps.d/fashion_mnist.sh installs the Debian package dataset-fashion-mnist",
-)
+from tests.conftest import needs_fashion
+
 
 
 def _xnor_train(*args, **popen):
