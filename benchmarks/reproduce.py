@@ -35,6 +35,8 @@ RUNS = {
     "xnor_cbap": ("xnor", {"block_order": "cbap"}, "Table 3b: C-B-A-P block"),
     "xnor_no_k": ("xnor", {"input_scaling": False}, "§4.2: removing β (no K)"),
     "xnor_binary_gradient": ("xnor", {"binary_gradient": True}, "§4.2: binary gradient"),
+    "bwn_sgd": ("bwn", {"optimizer": "sgd"}, "BWN with §4.2's optimizer (SGD)"),
+    "fp_adam": ("fp", {"optimizer": "adam"}, "FP with Adam, the bwn/xnor optimizer"),
 }
 flags.DEFINE_list("runs", list(RUNS), f"Which runs, of: {', '.join(RUNS)}.")
 flags.DEFINE_string("output_dir", "runs/reproduce", "One sub-directory per run goes here.")
@@ -43,12 +45,14 @@ flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the
 
 
 def _table(results):
-    lines = ["| run | what | precision | test top-1 (%) | Δ vs FP (points) | epochs | minutes |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| run | what | precision | optimizer | test top-1 (%) | Δ vs FP (points) | epochs "
+             "| minutes |",
+             "|---|---|---|---|---|---|---|---|"]
     fp = results.get("fp", {}).get("top1")
     for name, r in results.items():
         delta = f"{100 * (r['top1'] - fp):+.2f}" if fp is not None else "n/a"
-        lines.append(f"| {name} | {RUNS[name][2]} | {RUNS[name][0]} | {100 * r['top1']:.2f} | "
+        lines.append(f"| {name} | {RUNS[name][2]} | {RUNS[name][0]} | {r['optimizer']} | "
+                     f"{100 * r['top1']:.2f} | "
                      f"{delta} | {r['epochs']} | {r['minutes']:.1f} |")
     return "\n".join(lines) + "\n"
 
@@ -98,7 +102,10 @@ def main(argv):
         with open(metrics_path) as f:
             metrics = json.load(f)
         minutes = json.load(open(timing_path))["minutes"] if os.path.exists(timing_path) else float("nan")
+        with open(os.path.join(out, "model.json")) as f:
+            optimizer = json.load(f)["config"]["optimizer"]
         results[name] = {"top1": metrics["test"]["top1"], "epochs": metrics["epochs"],
+                         "optimizer": optimizer,
                          "minutes": minutes, "history": os.path.join(out, "history.csv")}
     table = _table(results)
     with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:

@@ -85,6 +85,20 @@ def test_learning_rate_schedules():
     assert training.learning_rate(short, 2) == pytest.approx(0.1 * 0.01)  # milestones scale
 
 
+@pytest.mark.parametrize("model, precision, optimizer", [
+    ("alexnet", "bwn", "sgd"), ("alexnet", "bc", "sgd"), ("alexnet", "fp", "sgd"),
+    ("alexnet", "xnor", "adam"), ("alexnet", "bnn", "adam"),
+    ("fashion_net", "bwn", "adam"), ("fashion_net", "fp", "sgd"), ("fashion_net", "bc", "sgd"),
+])
+def test_default_optimizer_follows_the_recipe(model, precision, optimizer):
+    resolved = training._resolve(TrainConfig(model=model, precision=precision))
+    assert resolved.optimizer == optimizer
+    recipe = training.recipe_for(model)
+    assert resolved.learning_rate == (recipe.adam_lr if optimizer == "adam" else recipe.sgd_lr)
+    assert training._resolve(TrainConfig(model=model, precision=precision,
+                                         optimizer="sgd")).optimizer == "sgd"
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"model": "vgg"}, "Received: model='vgg'"),
     ({"precision": "int4"}, "Received: precision='int4'"),
