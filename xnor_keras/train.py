@@ -23,7 +23,8 @@ flags.DEFINE_string("data_dir", None, "Directory with the data (TFDS data_dir or
 flags.DEFINE_string("output_dir", "runs/default", "Where checkpoints, logs and the model go.")
 flags.DEFINE_integer("epochs", None, "Epochs (default: the recipe's).")
 flags.DEFINE_integer("batch_size", None, "Batch size (default: the recipe's).")
-flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Default: the recipe's (§4.2: SGD for fp/bwn/bc, Adam for xnor/bnn;\n"
+flags.DEFINE_enum("optimizer", None, ["sgd", "adam"],
+                  "Default: the recipe's (§4.2: SGD for fp/bwn/bc, Adam for xnor/bnn; "
                   "fashion_net also trains bwn with Adam).")
 flags.DEFINE_float("learning_rate", None, "Starting learning rate (default: the recipe's).")
 flags.DEFINE_enum("schedule", None, ["step", "poly", "constant"], "Learning-rate schedule.")
