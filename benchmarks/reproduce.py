@@ -42,6 +42,8 @@ flags.DEFINE_list("runs", list(RUNS), f"Which runs, of: {', '.join(RUNS)}.")
 flags.DEFINE_string("output_dir", "runs/reproduce", "One sub-directory per run goes here.")
 flags.DEFINE_integer("epochs", None, "Epochs per run (default: the recipe's).")
 flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's).")
+flags.DEFINE_integer("train_limit", None, "Train on the first N images only (quick runs).")
+flags.DEFINE_integer("eval_limit", None, "Evaluate on the first N test images only (quick runs).")
 
 
 def _table(results):
@@ -96,20 +98,27 @@ def main(argv):
             print(f"reproduce: training {name}", flush=True)
             start = time.time()
             train(TrainConfig(model="fashion_net", precision=precision, output_dir=out,
-                              epochs=FLAGS.epochs, data_dir=FLAGS.data_dir, **options))
+                              epochs=FLAGS.epochs, data_dir=FLAGS.data_dir,
+                              train_limit=FLAGS.train_limit, eval_limit=FLAGS.eval_limit,
+                              **options))
             with open(timing_path, "w") as f:
                 json.dump({"minutes": (time.time() - start) / 60}, f)
         with open(metrics_path) as f:
             metrics = json.load(f)
-        minutes = json.load(open(timing_path))["minutes"] if os.path.exists(timing_path) else float("nan")
+        minutes = float("nan")
+        if os.path.exists(timing_path):
+            with open(timing_path) as f:
+                minutes = json.load(f)["minutes"]
         with open(os.path.join(out, "model.json")) as f:
             optimizer = json.load(f)["config"]["optimizer"]
         results[name] = {"top1": metrics["test"]["top1"], "epochs": metrics["epochs"],
                          "optimizer": optimizer,
                          "minutes": minutes, "history": os.path.join(out, "history.csv")}
     table = _table(results)
-    with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
+    results_path = os.path.join(FLAGS.output_dir, "results.md")
+    with open(results_path + ".tmp", "w") as f:
         f.write(table)
+    os.replace(results_path + ".tmp", results_path)
     _plot(results, os.path.join(FLAGS.output_dir, "curves.png"))
     print(table)
     return 0
