@@ -59,23 +59,38 @@ def _table(results):
     return "\n".join(lines) + "\n"
 
 
+# Panels of the curves figure: (title, runs drawn there if they were run).
+PANELS = (
+    ("Table 1: precisions", ("fp", "bwn", "bc", "xnor", "bnn")),
+    ("XNOR ablations (Table 3b, §4.2)", ("xnor", "xnor_cbap", "xnor_no_k",
+                                         "xnor_binary_gradient")),
+    ("BWN ablations and optimizers (Table 3a)", ("fp", "fp_adam", "bwn", "bwn_sgd",
+                                                 "bwn_learned_alpha")),
+)
+
+
 def _plot(results, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, r in results.items():
-        rows = read_history(r["history"])
-        epochs = [row["epoch"] for row in rows]
-        line, = ax.plot(epochs, [100 * row["val_top1"] for row in rows], "-", label=name)
-        ax.plot(epochs, [100 * row["top1"] for row in rows], "--", color=line.get_color())
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("top-1 accuracy (%) — solid: test, dashed: train")
-    ax.set_title("fashion_net on Fashion-MNIST")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    panels = [(title, [r for r in runs if r in results]) for title, runs in PANELS]
+    panels = [(title, runs) for title, runs in panels if runs]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5), sharey=True,
+                             squeeze=False)
+    for ax, (title, runs) in zip(axes[0], panels):
+        for name in runs:
+            rows = read_history(results[name]["history"])
+            epochs = [row["epoch"] for row in rows]
+            line, = ax.plot(epochs, [100 * row["val_top1"] for row in rows], "-", label=name)
+            ax.plot(epochs, [100 * row["top1"] for row in rows], "--", color=line.get_color())
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("top-1 accuracy (%) — solid: test, dashed: train")
+    fig.suptitle("fashion_net on Fashion-MNIST")
     fig.tight_layout()
     fig.savefig(path + ".tmp.png", dpi=100)
     os.replace(path + ".tmp.png", path)
