@@ -251,6 +251,8 @@ def test_larq_summary_precision_columns(capsys):
     assert rows["binary_weight_dense"][-5] == str(16 * 10)  # 3-bit weights
 
 
+# HDF5 is tested on purpose: users still load legacy .h5 files.
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 @pytest.mark.parametrize("fmt", ["model.keras", "model.h5", "saved_model"])
 def test_round_trip_without_custom_object_scope(rng, tmp_path, fmt):
     model = _small_model()
