@@ -41,6 +41,24 @@ def test_every_model_builds_in_every_precision(name, precision):
             assert layer.input_scaling is False
 
 
+@pytest.mark.parametrize("name", list(models.ARCHITECTURES))
+@pytest.mark.parametrize("precision, options", [
+    ("xnor", {}), ("xnor", {"block_order": "cbap"}), ("bnn", {}),
+])
+def test_every_binary_input_layer_sees_both_signs(rng, name, precision, options):
+    """sign() of a layer's input must not be constant, or the layer learns nothing.
+
+    A ReLU right before a binarizing layer would do that: sign(ReLU(v)) = +1.
+    """
+    model = models.build(name, precision, **options)
+    layers = [l for l in model.layers if isinstance(l, (xl.XnorConv2D, xl.XnorDense))]
+    probe = tf.keras.Model(model.inputs, [l.input for l in layers])
+    x = rng.normal(size=(2, *model.input_shape[1:])).astype(np.float32)
+    for layer, seen in zip(layers, probe(x, training=True)):
+        seen = seen.numpy()
+        assert (seen < 0).any() and (seen >= 0).any(), layer.name
+
+
 @pytest.mark.parametrize("name, published, tolerance", [
     ("alexnet", 61.0e6, 0.01),   # "This network has 61M parameters" (§4.2)
     ("resnet18", 11.7e6, 0.01),  # ResNet-18 (He et al.): 11.7 M

@@ -27,9 +27,10 @@ def _rows(path):
 
 
 @needs_fashion
-def test_xnor_train_runs_real_steps_and_writes_everything(tmp_path):
+@pytest.mark.parametrize("precision", ["xnor", "bnn"])
+def test_xnor_train_runs_real_steps_and_writes_everything(tmp_path, precision):
     out = tmp_path / "run"
-    proc = _xnor_train("--model=fashion_net", "--precision=xnor", "--epochs=2",
+    proc = _xnor_train("--model=fashion_net", f"--precision={precision}", "--epochs=2",
                        "--train_limit=1024", "--eval_limit=512", "--batch_size=128",
                        f"--output_dir={out}")
     log, _ = proc.communicate(timeout=600)

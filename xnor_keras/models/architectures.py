@@ -6,7 +6,7 @@ Every builder takes ``(policy, input_shape, num_classes)`` and returns a
 
 import tensorflow as tf
 
-from xnor_keras.models.policy import classifier, float_block
+from xnor_keras.models.policy import classifier
 
 __all__ = ["alexnet", "resnet18", "googlenet", "cifar_net", "fashion_net"]
 
@@ -21,7 +21,7 @@ def alexnet(policy, input_shape=(224, 224, 3), num_classes=1000):
     """
     x = inputs = tf.keras.Input(input_shape)
     x = L.ZeroPadding2D(2, name="conv1_pad")(x)
-    x = float_block(x, L.Conv2D(64, 11, strides=4, use_bias=False, name="conv1"),
+    x = policy.stem(x, L.Conv2D(64, 11, strides=4, use_bias=False, name="conv1"),
                     pool=L.MaxPool2D(3, 2, name="pool1"), name="conv1")
     x = policy.block(x, policy.conv(192, 5, name="conv2"),
                      pool=L.MaxPool2D(3, 2, name="pool2"), relu=True, name="conv2")
@@ -62,7 +62,7 @@ def _basic_block(policy, x, filters, strides, name):
 def resnet18(policy, input_shape=(224, 224, 3), num_classes=1000):
     """ResNet-18 with type-B shortcuts (Table 2; 11.7 M parameters)."""
     x = inputs = tf.keras.Input(input_shape)
-    x = float_block(x, L.Conv2D(64, 7, strides=2, padding="same", use_bias=False,
+    x = policy.stem(x, L.Conv2D(64, 7, strides=2, padding="same", use_bias=False,
                                 name="conv1"),
                     pool=L.MaxPool2D(3, 2, padding="same", name="pool1"), name="conv1")
     for stage, filters in enumerate((64, 128, 256, 512), start=2):
@@ -94,7 +94,7 @@ def googlenet(policy, input_shape=(224, 224, 3), num_classes=1000):
     classifier convolution followed by global average pooling.
     """
     x = inputs = tf.keras.Input(input_shape)
-    x = float_block(x, L.Conv2D(64, 7, strides=2, padding="same", use_bias=False,
+    x = policy.stem(x, L.Conv2D(64, 7, strides=2, padding="same", use_bias=False,
                                 name="conv1"),
                     pool=L.MaxPool2D(2, name="pool1"), name="conv1")
     index = 2
@@ -117,7 +117,7 @@ def cifar_net(policy, input_shape=(32, 32, 3), num_classes=10):
     (2×128C3)-MP2-(2×256C3)-MP2-(2×512C3)-MP2-(2×1024FC)-10.
     """
     x = inputs = tf.keras.Input(input_shape)
-    x = float_block(x, L.Conv2D(128, 3, padding="same", use_bias=False, name="conv1"),
+    x = policy.stem(x, L.Conv2D(128, 3, padding="same", use_bias=False, name="conv1"),
                     name="conv1")
     plan = [(128, True), (256, False), (256, True), (512, False), (512, True)]
     for index, (filters, pool) in enumerate(plan, start=2):
@@ -140,7 +140,7 @@ def fashion_net(policy, input_shape=(28, 28, 1), num_classes=10):
     2-core CPU trains an epoch of Fashion-MNIST in about 3 minutes.
     """
     x = inputs = tf.keras.Input(input_shape)
-    x = float_block(x, L.Conv2D(32, 3, padding="same", use_bias=False, name="conv1"),
+    x = policy.stem(x, L.Conv2D(32, 3, padding="same", use_bias=False, name="conv1"),
                     pool=L.MaxPool2D(2, name="pool1"), name="conv1")
     x = policy.block(x, policy.conv(64, 3, name="conv2"),
                      pool=L.MaxPool2D(2, name="pool2"), name="conv2")

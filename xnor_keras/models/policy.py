@@ -26,7 +26,7 @@ from xnor_keras import layers as xl
 from xnor_keras.blocks import BLOCK_ORDERS, binary_block
 from xnor_keras.quantizers import BinaryInput
 
-__all__ = ["Policy", "PRECISIONS", "float_block", "classifier"]
+__all__ = ["Policy", "PRECISIONS", "classifier"]
 
 PRECISIONS = ("fp", "bwn", "xnor", "bc", "bnn")
 
@@ -108,6 +108,18 @@ class Policy:
         return binary_block(x, layer, order="cbap", pool=pool, activation=activation,
                             name=name)
 
+    def stem(self, x, layer, *, pool=None, name=None):
+        """The full-precision first layer's block: conv → BN → activation → pool.
+
+        The activation is ReLU, except in C-B-A-P networks with binary inputs
+        (BinaryNet, the Table 3b ablation), where it is sign as in BinaryNet: the next
+        layer binarizes its input, and sign(ReLU(v)) = +1 for every v (sign(0) = +1)
+        would feed it a constant. B-A-C-P blocks batch-normalize before their sign.
+        """
+        activation = "sign" if self.binary_inputs and self.block_order == "cbap" else "relu"
+        return binary_block(x, layer, order="cbap", activation=activation, pool=pool,
+                            name=name)
+
     def activation(self, x, *, name=None):
         """The C-B-A-P activation, for places (residual sums) outside a block."""
         if self.block_order == "bacp":
@@ -115,11 +127,6 @@ class Policy:
         if self.binary_inputs:
             return BinaryInput(name=name)(x)
         return tf.keras.layers.ReLU(name=name)(x)
-
-
-def float_block(x, layer, *, pool=None, name=None):
-    """The full-precision first layer's block: conv → BN → ReLU → pool."""
-    return binary_block(x, layer, order="cbap", activation="relu", pool=pool, name=name)
 
 
 def classifier(x, num_classes, *, name="logits"):
