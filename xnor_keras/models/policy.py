@@ -116,9 +116,9 @@ class Policy:
         layer binarizes its input, and sign(ReLU(v)) = +1 for every v (sign(0) = +1)
         would feed it a constant. B-A-C-P blocks batch-normalize before their sign.
         """
-        activation = "sign" if self.binary_inputs and self.block_order == "cbap" else "relu"
-        return binary_block(x, layer, order="cbap", activation=activation, pool=pool,
-                            name=name)
+        if self.block_order == "cbap":  # the policy's own C-B-A-P block decides the activation
+            return self.block(x, layer, pool=pool, name=name)
+        return binary_block(x, layer, order="cbap", activation="relu", pool=pool, name=name)
 
     def activation(self, x, *, name=None):
         """The C-B-A-P activation, for places (residual sums) outside a block."""
