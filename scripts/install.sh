@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
-# Installs everything the project needs: a virtualenv in .venv with the pinned Python
-# stack (pyproject.toml), then the system packages of each scripts/deps.d/*.sh, then
-# builds the native binary kernels (deploy/native.py caches them by source hash).
+# Installs what the project needs: a virtualenv in .venv with the pinned Python stack
+# (pyproject.toml), then system packages, then builds the native binary kernels
+# (deploy/native.py caches them by source hash).
+#
+#   bash scripts/install.sh                        # every scripts/deps.d/*.sh (tests, ARM64, Android)
+#   bash scripts/install.sh fashion_mnist compiler  # only the named ones (the main job's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ $# -eq 0 ]; then
+  deps=(scripts/deps.d/*.sh)
+else
+  deps=()
+  for name in "$@"; do
+    [ -e "scripts/deps.d/$name.sh" ] || { echo "install.sh: no scripts/deps.d/$name.sh" >&2; exit 2; }
+    deps+=("scripts/deps.d/$name.sh")
+  done
+fi
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
@@ -14,8 +27,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet --progress-bar off -e ".[test]"
 
-for script in scripts/deps.d/*.sh; do
-  [ -e "$script" ] || continue
+for script in "${deps[@]}"; do
   echo "install.sh: $script"
   bash "$script"
 done

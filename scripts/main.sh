@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything, then runs the main job: train the default XNOR model on the offline
+# Installs only what the main job needs (the Python stack, Fashion-MNIST, a C++ compiler
+# for the native kernels; the ARM64, Bazel and Android tools are installed by
+# scripts/test.sh), then runs the main job: train the default XNOR model on the offline
 # Fashion-MNIST data, convert, verify and report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
+bash scripts/install.sh fashion_mnist compiler
 exec .venv/bin/python -m xnor_keras.main_job "$@"

@@ -62,3 +62,20 @@ def test_a_command_still_missing_after_install_fails(fake_apt):
     result, apt_calls = run("pkg-a", "tool-never-provided")
     assert result.returncode == 1 and len(apt_calls) == 2
     assert result.stderr == "demo.sh: tool-never-provided still missing after install\n"
+
+
+def test_install_rejects_an_unknown_dependency_set_before_installing_anything():
+    result = subprocess.run(["bash", f"{ROOT}/scripts/install.sh", "no_such_set"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "install.sh: no scripts/deps.d/no_such_set.sh\n"
+
+
+def test_the_main_job_installs_only_what_it_needs():
+    """main.sh names its dependency sets, each of which exists; test.sh installs them all."""
+    main = open(f"{ROOT}/scripts/main.sh").read()
+    line = next(l for l in main.splitlines() if l.startswith("bash scripts/install.sh"))
+    names = line.split()[2:]
+    assert names and set(names) < {f[:-3] for f in os.listdir(f"{ROOT}/scripts/deps.d")}
+    assert "android" not in names and "native" not in names
+    assert "bash scripts/install.sh\n" in open(f"{ROOT}/scripts/test.sh").read()
