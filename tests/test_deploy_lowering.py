@@ -1,11 +1,13 @@
-"""deploy.lowering: the lowered graph computes the Keras model's function; folds are exact."""
+"""deploy.lowering: the lowered graph computes the Keras model's function; folds are exact.
+
+The NumPy algebra of the folds is tested in test_deploy_lowering_folding.py."""
 
 import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from deploy.lowering import LoweringError, _fold_affine, _integer_threshold, lower
+from deploy.lowering import LoweringError, lower
 from xnor_keras.layers import BinaryWeightConv2D, BinaryWeightDense, XnorConv2D, XnorDense
 
 L = tf.keras.layers
@@ -101,58 +103,6 @@ def test_bwn_and_bnn_and_larq_layers(rng):
     assert roles == ["binary-weight", "binary", "binary", "binary-weight"]
 
 
-def _chain_reference(chain, y):
-    """Evaluates a per-channel chain on y [positions, channels] (max-pool: over axis 0)."""
-    for op in chain:
-        if op[0] == "affine":
-            y = op[1] * y + op[2]
-        elif op[0] == "relu":
-            y = np.maximum(y, 0.0)
-        else:
-            y = y.max(axis=0, keepdims=True)
-    return np.where(y >= 0, 1.0, -1.0)
-
-
-@pytest.mark.parametrize("shape", ["A", "AR", "RA", "ARA", "ARPA", "RPA", "PA", "APRA"])
-def test_fold_affine_against_brute_force(rng, shape):
-    channels = 64
-    alpha = rng.uniform(0.05, 1.0, channels)
-    for trial in range(20):
-        chain = []
-        for kind in shape:
-            if kind == "A":
-                m = rng.uniform(0.2, 2.0, channels) * np.where(rng.random(channels) < 0.2, -1, 1)
-                m[rng.random(channels) < 0.05] = 0.0
-                chain.append(("affine", m, rng.normal(0, 2.0, channels)))
-            elif kind == "R":
-                chain.append(("relu",))
-            else:
-                chain.append(("maxpool", None))
-        folded, reason = _fold_affine(chain)
-        z = rng.integers(-30, 31, size=(9, channels)).astype(np.float64)
-        z[0, :8] = 0.0
-        y = alpha * z
-        expected = _chain_reference(chain, y)
-        if folded is None:
-            assert "P" in shape and "decreasing" in reason
-            continue
-        m, b, pools = folded
-        b = _integer_threshold(m, b, alpha)
-        t = m * y + b
-        if pools:
-            t = t.max(axis=0, keepdims=True)
-        np.testing.assert_array_equal(np.where(t >= 0, 1.0, -1.0), expected)
-        assert np.all(np.abs(t) >= 0.5 * np.abs(m) * alpha - 1e-6)  # no near-ties
-
-
-def test_integer_threshold_keeps_sign_zero_positive():
-    m = np.array([1.0, -1.0, 0.0, 0.0])
-    b = np.array([0.0, 0.0, 0.0, -0.5])
-    alpha = np.ones(4)
-    t = m * 0.0 + _integer_threshold(m, b, alpha)  # z = 0: an exact tie for the first two
-    np.testing.assert_array_equal(np.sign(t), [1.0, 1.0, 1.0, -1.0])
-
-
 def test_non_binary_layers_fail_with_the_layer_name():
     x = inputs = tf.keras.Input((8, 8, 3))
     x = XnorConv2D(8, 3, name="kbit", alpha="learned", weight_bits=2, input_bits=2)(x)
@@ -170,3 +120,36 @@ def test_float_fallback_is_explicit(rng):
     assert plan.role == "fallback" and "k-bit" in plan.fallback_reason
     x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)
     np.testing.assert_allclose(lowered(x), model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size,kernel,stride,dilation", [(7, 3, 1, 1), (8, 3, 2, 1),
+                                                         (9, 2, 2, 1), (10, 3, 1, 2)])
+def test_same_padding_with_a_pad_value(rng, size, kernel, stride, dilation):
+    # pad(x, c) = pad(x - c, 0) + c, so conv(pad(x, c), VALID) = conv(x - c, SAME) + c·Σw.
+    from deploy.lowering.emit import _same_padded
+
+    c = 1.0
+    x = tf.constant(rng.normal(0, 1, (1, size, size + 1, 2)), tf.float32)
+    w = tf.constant(rng.normal(0, 1, (kernel, kernel, 2, 3)), tf.float32)
+    opts = dict(strides=[stride, stride], dilations=[dilation, dilation])
+    padded, padding = _same_padded(x, padding="same", pad_values=c, kernel_size=(kernel, kernel),
+                                   strides=(stride, stride), dilation=(dilation, dilation))
+    assert padding == "VALID"
+    expected = tf.nn.conv2d(x - c, w, padding="SAME", **opts) + c * tf.reduce_sum(w, [0, 1, 2])
+    np.testing.assert_allclose(tf.nn.conv2d(padded, w, padding=padding, **opts).numpy(),
+                               expected.numpy(), rtol=1e-5, atol=1e-5)
+    assert _same_padded(x, padding="same", pad_values=0.0, kernel_size=(kernel, kernel),
+                        strides=(stride, stride), dilation=(dilation, dilation))[1] == "SAME"
+
+
+def test_relu_of_a_binary_conv_feeding_a_binary_conv(rng):
+    # sign(relu(α·z)) = +1: a chain with a ReLU and no affine op (this once raised
+    # StopIteration while tracing).
+    x = inputs = tf.keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 3)(x)
+    x = XnorConv2D(8, 3, activation="relu", input_scaling=False, alpha="none", padding="same",
+                   use_bias=False, name="xrelu")(x)
+    x = XnorConv2D(8, 3, input_scaling=False, alpha="none", name="xnext")(x)
+    lowered = _check(tf.keras.Model(inputs, x), rng)
+    notes = {p.name: " ".join(p.notes) for p in lowered.plans}
+    assert "folded into 'xrelu'" in notes["xnext"]
