@@ -379,7 +379,7 @@ def _by_name(root, split):
     """Evaluation outputs of a folder split keyed by file stem."""
     ds = data.load(root, split, batch_size=2)
     images, _ = batches(ds)
-    paths, _ = data._ImageFolder(root).files(split)  # the order load() reads them in
+    paths, _ = data.ImageFolder(root).files(split)  # the order load() reads them in
     return {os.path.splitext(os.path.basename(p))[0]: x for p, x in zip(paths, images)}
 
 
