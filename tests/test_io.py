@@ -73,6 +73,6 @@ def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="Received: mode='a'"):
         with atomic_open(tmp_path / "x", "a"):
             pass
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="directory .*missing does not exist"):
         atomic_write(tmp_path / "missing" / "x", "x")
     assert os.listdir(tmp_path) == []

@@ -33,12 +33,14 @@ def atomic_open(path, mode="w", *, encoding="utf-8"):
 
     ``mode``: ``"w"`` (text, in ``encoding``) or ``"wb"`` (bytes). On an
     exception inside the ``with`` block nothing is replaced and the exception
-    propagates.
+    propagates. A missing directory raises ``FileNotFoundError`` naming it.
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}. Received: mode={mode!r}")
     path = os.fspath(path)
     directory, base = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {path}: directory {directory} does not exist")
     temporary = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
     # O_EXCL: never write through someone else's file; 0o666: the umask applies.
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
