@@ -4,7 +4,8 @@ CIFAR-10 and ImageNet are not available offline, so their pipelines run on tiny 
 written in TFDS's real on-disk format (a TFDS builder, and TFDS's own imagenet2012
 builder fed with generated ILSVRC tars) and on image folders of generated PNG/JPEG
 files. Expected values come from NumPy/PIL computations written here, independently
-of xnor_keras.data.
+of xnor_keras.data. The IDX reader and the IDX-files source are tested in
+tests/test_data_idx.py.
 """
 
 import gzip
@@ -26,6 +27,7 @@ import tensorflow as tf
 from xnor_keras import data
 
 from tests.conftest import FASHION, needs_fashion
+from tests.data_helpers import batches, denormalize, noise
 
 # Published per-channel statistics (torchvision / fb.resnet.torch for ImageNet; the
 # 50k CIFAR-10 training images), on the [0, 1] scale.
@@ -64,28 +66,9 @@ def np_eval_reference(image, shorter=256, crop=224):
     return resized[top:top + crop, left:left + crop]
 
 
-def denormalize(x, mean, std):
-    return np.asarray(x, np.float64) * std + mean
-
-
-def idx_bytes(array, type_code=0x08):
-    header = struct.pack(">HBB", 0, type_code, array.ndim)
-    header += struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-
-
-def noise(shape, seed):
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
 def save(array, path, **options):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     Image.fromarray(array).save(path, **options)
-
-
-def batches(ds):
-    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
-    return np.concatenate(images), np.concatenate(labels)
 
 
 # ------------------------------------------------------------------------ Fashion-MNIST
@@ -156,74 +139,6 @@ def test_fashion_mnist_train_subset_is_shuffled_repeatably(fashion_raw):
     ds = data.load("fashion_mnist", "train", batch_size=300, seed=7, limit=300)
     epoch1, epoch2 = [batches(ds)[1] for _ in range(2)]
     assert not np.array_equal(epoch1, epoch2)  # reshuffled every epoch
-
-
-# --------------------------------------------------------------------------------- IDX
-
-
-def test_read_idx_of_generated_files(tmp_path):
-    images = noise((5, 4, 3), 0)
-    labels = np.arange(-3, 3, dtype=np.int16).reshape(2, 3) * 1000
-    (tmp_path / "images.gz").write_bytes(gzip.compress(idx_bytes(images)))
-    (tmp_path / "labels").write_bytes(idx_bytes(labels, 0x0B))
-    np.testing.assert_array_equal(data.read_idx(tmp_path / "images.gz"), images)
-    read = data.read_idx(tmp_path / "labels")
-    np.testing.assert_array_equal(read, labels)
-    assert read.dtype == np.int16 and read.dtype.isnative
-
-
-@pytest.mark.parametrize("corruption, message", [
-    (lambda b: b"\x08\x03" + b[2:], "bad magic number 0x0803"),
-    (lambda b: b[:2] + b"\x42" + b[3:], "bad magic number"),
-    (lambda b: b[:10], "truncated"),
-    (lambda b: b[:-7], "holds 53 bytes"),
-    (lambda b: b + b"\0", "holds 61 bytes"),
-    (lambda b: b"", "bad magic number 0xempty"),
-])
-def test_read_idx_rejects_corrupt_files(tmp_path, corruption, message):
-    path = tmp_path / "bad-images-idx3-ubyte"
-    path.write_bytes(corruption(idx_bytes(noise((3, 4, 5), 1))))
-    with pytest.raises(data.DataUnavailableError, match=message) as error:
-        data.read_idx(path)
-    assert str(path) in str(error.value)
-
-
-def test_read_idx_rejects_a_broken_gzip_stream(tmp_path):
-    path = tmp_path / "images.gz"
-    path.write_bytes(gzip.compress(idx_bytes(noise((20, 28, 28), 2)))[:-40])
-    with pytest.raises(data.DataUnavailableError, match="corrupt"):
-        data.read_idx(path)
-
-
-def _write_mnist_idx(directory, counts, label_counts=None):
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        images = noise((counts[split], 28, 28), hash(split) % 1000)
-        labels = (np.arange((label_counts or counts)[split]) % 10).astype(np.uint8)
-        (directory / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
-        (directory / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
-        arrays[split] = images, labels
-    return arrays
-
-
-def test_mnist_from_idx_files_in_data_dir(tmp_path):
-    arrays = _write_mnist_idx(tmp_path / "mnist", {"train": 30, "test": 12})
-    assert data.info("mnist", data_dir=tmp_path)["splits"] == {"train": 30, "test": 12}
-    images, labels = batches(data.load("mnist", "test", batch_size=5, data_dir=tmp_path))
-    assert images.shape == (12, 28, 28, 1)
-    np.testing.assert_array_equal(labels, arrays["test"][1])
-    # MNIST's published training statistics: mean 0.1307, std 0.3081.
-    np.testing.assert_allclose(denormalize(images[..., 0], 0.1307, 0.3081),
-                               arrays["test"][0] / 255.0, atol=1e-6)
-    train = data.load("mnist", "train", batch_size=8, data_dir=tmp_path, recipe="fashion_net")
-    assert batches(train)[0].shape == (30, 28, 28, 1)
-
-
-def test_mnist_with_mismatched_label_file_is_refused(tmp_path):
-    _write_mnist_idx(tmp_path, {"train": 30, "test": 12}, {"train": 29, "test": 12})
-    with pytest.raises(data.DataUnavailableError, match=r"\(29,\) labels for 30 images"):
-        data.info("mnist", data_dir=tmp_path)
 
 
 # ------------------------------------------------------------------------ missing data
@@ -379,7 +294,7 @@ def _by_name(root, split):
     """Evaluation outputs of a folder split keyed by file stem."""
     ds = data.load(root, split, batch_size=2)
     images, _ = batches(ds)
-    paths, _ = data._ImageFolder(root).files(split)  # the order load() reads them in
+    paths, _ = data.ImageFolder(root).files(split)  # the order load() reads them in
     return {os.path.splitext(os.path.basename(p))[0]: x for p, x in zip(paths, images)}
 
 
