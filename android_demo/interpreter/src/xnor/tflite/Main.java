@@ -70,6 +70,7 @@ public final class Main {
             return usage();
         }
         String cmd = args[0];
+        System.err.println("xnor-tflite: kernels: " + NativeKernels.describe());
         if (cmd.equals("run") && args.length >= 4 && (args.length - 1) % 3 == 0) {
             for (int i = 1; i < args.length; i += 3) {
                 runModel(args[i], args[i + 1], args[i + 2]);
