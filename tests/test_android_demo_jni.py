@@ -11,6 +11,7 @@ host JVM: the Java↔native path, buffer layouts and thread split against LCE an
 Java kernels, and the fallback (library missing or corrupt → Java kernels, reason shown).
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -38,8 +39,20 @@ HOST_LIB = os.path.join(BUILD, "host-lib", "libxnor_kernels.so")
 JDK_INCLUDE = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(
     subprocess.run(["bash", "-c", "command -v javac"], capture_output=True,
                    text=True).stdout.strip() or "/usr/bin/javac"))), "include")
-SMALL_SHAPES = {"alexnet": (64, 64, 3), "resnet18": (96, 96, 3), "googlenet": (96, 96, 3)}
 QUANTIZE, BMAXPOOL = 1, 2
+
+
+def _load_verify_zoo():
+    """android_demo/verify_zoo.py (a script beside the app): its reduced ImageNet input sizes
+    and its conversion path."""
+    spec = importlib.util.spec_from_file_location("android_demo_verify_zoo",
+                                                  os.path.join(DEMO, "verify_zoo.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+verify_zoo = _load_verify_zoo()
 
 
 # --------------------------------------------------------------- LCE's op tensors
@@ -209,15 +222,17 @@ def _zoo_models(rng):
     for arch in models.ARCHITECTURES:
         for precision in models.PRECISIONS:
             tf.keras.backend.clear_session()
-            small = arch in SMALL_SHAPES
-            model = models.build(arch, precision, input_shape=SMALL_SHAPES.get(arch),
+            small = arch in verify_zoo.SMALL_SHAPES
+            model = models.build(arch, precision, input_shape=verify_zoo.SMALL_SHAPES.get(arch),
                                  num_classes=10 if small else None)
             if small:
                 model._name = f"{model.name}_small"
             model = randomize_batch_norm(model, rng)
             inputs = fashion if arch == "fashion_net" else rng.normal(
                 size=(2, *model.input_shape[1:])).astype(np.float32)
-            yield f"{arch}_{precision}", _convert_zoo(model)[0], inputs
+            flatbuffer = (_convert_zoo(model) if arch == "fashion_net"
+                          else verify_zoo._convert(model, "auto"))[0]
+            yield f"{arch}_{precision}", flatbuffer, inputs
 
 
 def test_qemu_shipped_library_matches_lce_on_every_zoo_op(shipped_lib, harness, tmp_path):
