@@ -11,10 +11,10 @@ host JVM: the Java↔native path, buffer layouts and thread split against LCE an
 Java kernels, and the fallback (library missing or corrupt → Java kernels, reason shown).
 """
 
-import importlib.util
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import zipfile
@@ -24,8 +24,8 @@ import pytest
 
 from tests.test_android_demo import (  # noqa: F401  (fixtures)
     BUILD, DEMO, MODEL_NAMES, SMALL_MODELS, _convert_zoo, apk, assert_matches_lce, bundled,
-    comparisons, fashion_test_images, host_classpath, java, preprocess, prepare_model,
-    randomize_batch_norm)
+    comparisons, fashion_test_images, host_classpath, load_demo_script, preprocess,
+    prepare_model, randomize_batch_norm)
 
 import larq_compute_engine as lce
 import tensorflow as tf
@@ -37,22 +37,11 @@ from xnor_keras import data, models
 LIB = "lib/arm64-v8a/libxnor_kernels.so"
 HOST_LIB = os.path.join(BUILD, "host-lib", "libxnor_kernels.so")
 JDK_INCLUDE = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(
-    subprocess.run(["bash", "-c", "command -v javac"], capture_output=True,
-                   text=True).stdout.strip() or "/usr/bin/javac"))), "include")
+    shutil.which("javac") or "/usr/bin/javac"))), "include")
 QUANTIZE, BMAXPOOL = 1, 2
 
 
-def _load_verify_zoo():
-    """android_demo/verify_zoo.py (a script beside the app): its reduced ImageNet input sizes
-    and its conversion path."""
-    spec = importlib.util.spec_from_file_location("android_demo_verify_zoo",
-                                                  os.path.join(DEMO, "verify_zoo.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-verify_zoo = _load_verify_zoo()
+verify_zoo = load_demo_script("verify_zoo")  # its reduced ImageNet sizes and conversion
 
 
 # --------------------------------------------------------------- LCE's op tensors
@@ -247,6 +236,7 @@ def test_qemu_shipped_library_matches_lce_on_every_zoo_op(shipped_lib, harness, 
     quantize, bmaxpool, words = run_harness(harness, shipped_lib, str(tmp_path / "zoo.bin"))
     assert quantize == sum(t[0] == QUANTIZE for t in tensors) > 0
     assert bmaxpool == sum(t[0] == BMAXPOOL for t in tensors) > 0
+    assert words == sum(t[3].size for t in tensors)
 
 
 def test_qemu_shipped_library_on_1000_fashion_mnist_images(shipped_lib, harness, bundled,  # noqa: F811
@@ -260,7 +250,8 @@ def test_qemu_shipped_library_on_1000_fashion_mnist_images(shipped_lib, harness,
     write_cases(tmp_path / "fashion.bin", tensors)
     quantize, _, words = run_harness(harness, shipped_lib, str(tmp_path / "fashion.bin"))
     assert quantize == sum(t[0] == QUANTIZE for t in tensors)
-    assert words >= 1000
+    assert words == sum(t[3].size for t in tensors)
+    assert all(t[2].shape[0] == 1000 for t in tensors)  # every image's tensors
 
 
 # --------------------------------------------------------------------- host JVM
