@@ -7,7 +7,9 @@
 # Steps: system tools (scripts/deps.d/android.sh), android.jar (API 23) and dx from Debian
 # bullseye via a separate apt configuration under build/cache (mirror taken from this
 # machine's apt sources), the model assets (prepare_model.py), javac, dx, aapt2,
-# zip, zipalign, apksigner with a generated debug key. Everything goes to android_demo/build/.
+# the JNI library (jni/build_lib.sh: clang + lld, no NDK), zip, align_apk.py (16 KB for the
+# library), apksigner with a generated debug key. The host-JVM twin of the library goes to
+# build/host-lib/ (x86-64). Everything goes to android_demo/build/.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,9 +25,10 @@ die() { echo "build.sh: error: $*" >&2; exit 2; }
 [ -x "$python" ] || die "no Python at $python (run scripts/install.sh or set PYTHON)"
 mkdir -p "$build" "$cache"
 
-# 1. System tools (bookworm): javac, keytool, aapt2, zipalign, apksigner, dexdump, zip.
+# 1. System tools (bookworm): javac, keytool, aapt2, zipalign, apksigner, dexdump, zip,
+#    clang, lld.
 missing=""
-for cmd in javac java keytool aapt2 zipalign apksigner dexdump zip; do
+for cmd in javac java keytool aapt2 zipalign apksigner dexdump zip clang++ ld.lld; do
   command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
 done
 if [ -n "$missing" ]; then
@@ -147,7 +150,14 @@ aapt2 link -o "$build/unsigned.apk" -I "$android_jar" --manifest "$here/app/Andr
       -A "$assets" -0 .tflite --min-sdk-version 21 --target-sdk-version 23 \
       --version-code 1 --version-name 0.1.0 "$build/res.zip" || die "aapt2 link failed"
 (cd "$build" && zip -q -X unsigned.apk classes.dex)
-zipalign -p -f 4 "$build/unsigned.apk" "$build/aligned.apk" || die "zipalign failed"
+# The JNI library (native/'s kernels), stored uncompressed; its host twin for the JVM tests.
+rm -rf "$build/lib" "$build/host-lib"
+bash "$here/jni/build_lib.sh" arm64-v8a "$build/lib/arm64-v8a/libxnor_kernels.so" \
+  || die "building libxnor_kernels.so (arm64-v8a) failed"
+bash "$here/jni/build_lib.sh" x86_64 "$build/host-lib/libxnor_kernels.so" \
+  || die "building libxnor_kernels.so (x86_64) failed"
+(cd "$build" && zip -q -X -0 unsigned.apk lib/arm64-v8a/libxnor_kernels.so)
+"$python" "$here/align_apk.py" "$build/unsigned.apk" "$build/aligned.apk" || die "aligning failed"
 
 # 6. Sign with a generated debug key.
 keystore="$cache/debug.keystore"
@@ -160,6 +170,7 @@ apk="$build/xnor-demo.apk"
 apksigner sign --ks "$keystore" --ks-pass pass:android --key-pass pass:android \
           --ks-key-alias androiddebugkey --out "$apk.tmp" "$build/aligned.apk" || die "apksigner failed"
 apksigner verify "$apk.tmp" || die "apksigner verify failed"
+"$python" "$here/align_apk.py" --check "$apk.tmp" || die "signing moved an entry off its alignment"
 mv -f "$apk.tmp" "$apk"
 rm -f "$apk.tmp.idsig"
 log "wrote $apk ($(stat -c %s "$apk") bytes)"

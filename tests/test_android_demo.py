@@ -36,16 +36,16 @@ RTOL = 1e-4  # max |Δ| as a fraction of the reference's largest |output|
 L = tf.keras.layers
 
 
-def _load_prepare_model():
-    """android_demo/prepare_model.py (a script beside the app, not a package module)."""
-    spec = importlib.util.spec_from_file_location("android_demo_prepare_model",
-                                                  os.path.join(DEMO, "prepare_model.py"))
+def load_demo_script(name):
+    """android_demo/NAME.py (a script beside the app, not a package module)."""
+    spec = importlib.util.spec_from_file_location(f"android_demo_{name}",
+                                                  os.path.join(DEMO, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-prepare_model = _load_prepare_model()
+prepare_model = load_demo_script("prepare_model")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -26,6 +26,7 @@ import xnor.tflite.Interpreter;
 import xnor.tflite.Model;
 import xnor.tflite.ModelException;
 import xnor.tflite.ModelSpec;
+import xnor.tflite.NativeKernels;
 
 /**
  * Classifies camera preview frames with the bundled binary (XNOR) network.
@@ -80,6 +81,7 @@ public class MainActivity extends Activity implements SurfaceHolder.Callback,
     private Classifier loadClassifier() throws IOException {
         byte[] model = readAsset("model.tflite");
         Interpreter interpreter = new Interpreter(model);
+        Log.i(TAG, "kernels: " + NativeKernels.describe());
         ModelSpec spec = ModelSpec.fromModel(interpreter.model());
         if (spec == null) {
             spec = ModelSpec.fromJson(new String(readAsset("model_spec.json"),
@@ -296,8 +298,9 @@ public class MainActivity extends Activity implements SurfaceHolder.Callback,
             averageMillis = averageMillis == 0 ? r.inferenceMillis
                     : 0.9 * averageMillis + 0.1 * r.inferenceMillis;
             status = String.format(Locale.US,
-                    "inference %.1f ms (avg %.1f), preprocessing %.1f ms, Java, 1 thread",
-                    r.inferenceMillis, averageMillis, r.preprocessMillis);
+                    "inference %.1f ms (avg %.1f), preprocessing %.1f ms; %s",
+                    r.inferenceMillis, averageMillis, r.preprocessMillis,
+                    NativeKernels.describe());
         } catch (ModelException e) {
             Log.e(TAG, "classification failed", e);
             final String message = e.getMessage();

@@ -1,5 +1,7 @@
 package xnor.tflite;
 
+import java.nio.ByteBuffer;
+
 /**
  * The larq-compute-engine custom operators.
  *
@@ -7,7 +9,8 @@ package xnor.tflite;
  * channel 32·k + i is bit i of word k, bit 1 means −1 and bit 0 means +1, and unused high
  * bits of the last word are 0. The binary convolution here repacks each pixel's words into
  * 64-bit words (two LCE words per long, low word first) and counts disagreements with
- * {@link Long#bitCount} of the XOR.
+ * {@link Long#bitCount} of the XOR. LceQuantize and LceBMaxPool2d run native/'s kernels
+ * through {@link NativeKernels} when that library is loaded.
  */
 final class LceKernels {
     private LceKernels() {}
@@ -40,6 +43,10 @@ final class LceKernels {
         void run(Object[] values) {
             float[] x = (float[]) values[input];
             int[] y = (int[]) values[output];
+            if (NativeKernels.LOADED && channels > 0) {
+                runNative(x, y);
+                return;
+            }
             int words = words32(channels);
             for (int r = 0; r < rows; r++) {
                 int xo = r * channels;
@@ -55,6 +62,20 @@ final class LceKernels {
                     y[yo + w] = bits;
                 }
             }
+        }
+
+        private final NativeKernels.Buffers io = new NativeKernels.Buffers();
+
+        private void runNative(float[] x, int[] y) {
+            io.in(x.length).asFloatBuffer().put(x);
+            final ByteBuffer in = io.in, out = io.out(y.length);
+            NativeKernels.parallel(rows, new NativeKernels.Rows() {
+                @Override
+                public void run(int begin, int end) {
+                    NativeKernels.quantize(in, out, rows, channels, begin, end);
+                }
+            });
+            out.asIntBuffer().get(y);
         }
     }
 
@@ -117,6 +138,10 @@ final class LceKernels {
         void run(Object[] values) {
             int[] x = (int[]) values[input];
             int[] y = (int[]) values[output];
+            if (NativeKernels.LOADED) {
+                runNative(x, y);
+                return;
+            }
             int yi = 0;
             for (int n = 0; n < g.n; n++) {
                 for (int oy = 0; oy < g.oh; oy++) {
@@ -137,6 +162,22 @@ final class LceKernels {
                     }
                 }
             }
+        }
+
+        private final NativeKernels.Buffers io = new NativeKernels.Buffers();
+
+        private void runNative(int[] x, int[] y) {
+            io.in(x.length).asIntBuffer().put(x);
+            final ByteBuffer in = io.in, out = io.out(y.length);
+            final int[] geometry = {g.n, g.h, g.w, words, g.kh, g.kw, g.sh, g.sw, g.oh, g.ow,
+                g.padTop, g.padLeft};
+            NativeKernels.parallel(g.n * g.oh, new NativeKernels.Rows() {
+                @Override
+                public void run(int begin, int end) {
+                    NativeKernels.bmaxpool(in, out, geometry, begin, end);
+                }
+            });
+            out.asIntBuffer().get(y);
         }
     }
 

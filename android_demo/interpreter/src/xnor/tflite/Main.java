@@ -74,16 +74,16 @@ public final class Main {
             for (int i = 1; i < args.length; i += 3) {
                 runModel(args[i], args[i + 1], args[i + 2]);
             }
-            return 0;
+            return ranKernels();
         } else if (cmd.equals("bench") && args.length == 4) {
             bench(args[1], args[2], Integer.parseInt(args[3]));
-            return 0;
+            return ranKernels();
         } else if (cmd.equals("preprocess") && args.length == 4) {
             preprocess(args[1], args[2], args[3]);
             return 0;
         } else if (cmd.equals("classify") && args.length == 5) {
             classify(args[1], args[2], args[3], args[4]);
-            return 0;
+            return ranKernels();
         } else if (cmd.equals("nv21") && args.length == 6) {
             nv21(args[1], Integer.parseInt(args[2]), Integer.parseInt(args[3]),
                     Integer.parseInt(args[4]), args[5]);
@@ -95,6 +95,12 @@ public final class Main {
             return 0;
         }
         return usage();
+    }
+
+    /** After a command that ran models: says on stderr which kernels ran (and why not native). */
+    private static int ranKernels() {
+        System.err.println("xnor-tflite: kernels: " + NativeKernels.describe());
+        return 0;
     }
 
     /** The model's per-example input size and the number of examples in {@code x}. */
