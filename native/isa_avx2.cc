@@ -6,8 +6,10 @@
 // of a pixel is broadcast to all four lanes of a ymm register and XORed with the same word
 // of 4 filters. Two popcount variants, each compiling kernels_impl.inc in its own
 // namespace; internal::SetAvx2Popcount picks one (benchmarks and tests compare them):
-//   avx2 (default): Harley-Seal carry-save accumulation over the depth words (see below).
-//   avx2_vpshufb (the previous kernel): the `vpshufb` nibble lookup. Both operands are stored
+//   avx2_vpshufb (the default: it measured faster on the benchmark layers, see
+//     native/README.md): the `vpshufb` nibble lookup, described below;
+//   avx2 (namespace; internal::kAvx2HarleySeal): Harley-Seal carry-save accumulation over
+//     the depth words. Both operands of the vpshufb kernel are stored
 // pre-split into low and high nibbles (high bits zero), so a 256-bit step costs
 // 2 xor + 2 shuffle + 2 add, and the per-byte counts are reduced with `vpsadbw` only every
 // 31 steps. Filters are packed once per layer; activations are packed per block of pixels
@@ -145,7 +147,7 @@ XK_TARGET inline void FastTransformPanel(const BConvPlan& p, const int32_t* acc,
   }
 }
 
-// Harley-Seal micro-kernel (the default): operands are plain 64-bit words. Per output
+// Harley-Seal micro-kernel (internal::kAvx2HarleySeal): operands are plain 64-bit words. Per output
 // vector (4 channels, one 64-bit lane each) the XOR words of 8 consecutive depth steps go
 // through a carry-save adder tree (ones, twos, fours kept across steps); only the "eights"
 // vector is popcounted (vpshufb + vpsadbw) per 8 steps, the rest once at the end. That is
@@ -242,10 +244,34 @@ XK_TARGET inline void CountVector(const uint64_t* a0, const uint64_t* a1, const 
   *s1 = _mm256_add_epi64(_mm256_slli_epi64(eights1, 3), _mm256_sad_epu8(low1, zero));
 }
 
+// Short depths (k64 <= 31): the carry-save tree's final popcounts would cost more than it
+// saves, so per-byte counts of all 8 vectors accumulate over the steps, one vpsadbw each.
+XK_TARGET __attribute__((noinline)) void CountShort(const uint64_t* a0, const uint64_t* a1,
+                                                    const uint64_t* b, int k64, __m256i* s) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i c[8] = {zero, zero, zero, zero, zero, zero, zero, zero};
+  for (int k = 0; k < k64; ++k) {
+    for (int v = 0; v < 4; ++v) {
+      c[v] = _mm256_add_epi8(c[v], BytePop(lut, mask, XorStep(a0, b, k, v)));
+      c[4 + v] = _mm256_add_epi8(c[4 + v], BytePop(lut, mask, XorStep(a1, b, k, v)));
+    }
+  }
+  for (int i = 0; i < 8; ++i) s[i] = _mm256_sad_epu8(c[i], zero);
+}
+
+constexpr int kCarrySaveMinDepth = 32;  // k64 from which Harley-Seal is faster
+
 XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, int k64,
                                   int32_t (*acc)[16]) {
   __m256i s[8];
-  for (int v = 0; v < 4; ++v) CountVector(a[0], a[1], b, k64, v, &s[v], &s[4 + v]);
+  if (k64 < kCarrySaveMinDepth) {
+    CountShort(a[0], a[1], b, k64, s);
+  } else {
+    for (int v = 0; v < 4; ++v) CountVector(a[0], a[1], b, k64, v, &s[v], &s[4 + v]);
+  }
   // Sums are < 2^32: even channels in the low, odd channels in the high 32-bit halves.
   __m256i* out0 = reinterpret_cast<__m256i*>(acc[0]);
   __m256i* out1 = reinterpret_cast<__m256i*>(acc[1]);
@@ -277,7 +303,7 @@ XK_TARGET inline void TransformPanel(const BConvPlan& p, const int32_t* acc,
 }
 }  // namespace avx2
 
-// The previous kernel: nibble-split operands, vpshufb lookup.
+// The default kernel: nibble-split operands, vpshufb lookup.
 namespace avx2_vpshufb {
 
 using avx2::kNibbles;
@@ -410,7 +436,7 @@ XK_TARGET inline void TransformPanel(const BConvPlan& p, const int32_t* acc,
 }  // namespace avx2_vpshufb
 
 namespace {
-int g_avx2_popcount = internal::kAvx2HarleySeal;
+int g_avx2_popcount = internal::kAvx2Vpshufb;
 }  // namespace
 
 void internal::SetAvx2Popcount(int variant) { g_avx2_popcount = variant; }
