@@ -28,19 +28,23 @@ FLAGS = ["-std=c++17", "-O3", "-mavx2", "-mpopcnt", "-ffp-contract=off", "-pthre
 
 
 def cpu_description():
-    name, flags = "unknown CPU", set()
+    name, flags, family, model = "unknown CPU", set(), "?", "?"
     with open("/proc/cpuinfo") as f:
         for line in f:
             key, _, value = line.partition(":")
             if key.strip() == "model name":
                 name = value.strip()
+            elif key.strip() == "cpu family":
+                family = value.strip()
+            elif key.strip() == "model":
+                model = value.strip()
             elif key.strip() == "flags":
                 flags = set(value.split())
             if name != "unknown CPU" and flags:
                 break
     shown = " ".join(f"{flag.upper()}={'yes' if flag in flags else 'no'}"
                      for flag in ("avx2", "fma", "popcnt", "bmi2", "avx512f"))
-    return f"{name} ({shown})"
+    return f"{name}, family {family} model {model} ({shown})"
 
 
 def build(out_dir):
