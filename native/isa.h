@@ -32,6 +32,11 @@ struct IsaOps {
 
 const IsaOps& PortableOps();
 const IsaOps* Avx2Ops();  // nullptr unless built for x86-64
+// Which popcount Avx2Ops() returns (process-wide; for benchmarks and tests that compare
+// the two). A plan must be run under the variant it was prepared with: the packed filter
+// formats differ. The default is kAvx2Vpshufb.
+enum Avx2Popcount { kAvx2Vpshufb = 0, kAvx2HarleySeal = 1 };
+void SetAvx2Popcount(int variant);
 const IsaOps* NeonOps();  // nullptr unless built for aarch64
 
 }  // namespace internal

@@ -4,7 +4,12 @@
 //
 // Binary GEMM micro-kernel: 2 output pixels x 16 output channels. Each 64-bit depth word
 // of a pixel is broadcast to all four lanes of a ymm register and XORed with the same word
-// of 4 filters; popcount uses the `vpshufb` nibble lookup. Both operands are stored
+// of 4 filters. Two popcount variants, each compiling kernels_impl.inc in its own
+// namespace; internal::SetAvx2Popcount picks one (benchmarks and tests compare them):
+//   avx2_vpshufb (the default: it measured faster on the benchmark layers, see
+//     native/README.md): the `vpshufb` nibble lookup, described below;
+//   avx2 (namespace; internal::kAvx2HarleySeal): Harley-Seal carry-save accumulation over
+//     the depth words. Both operands of the vpshufb kernel are stored
 // pre-split into low and high nibbles (high bits zero), so a 256-bit step costs
 // 2 xor + 2 shuffle + 2 add, and the per-byte counts are reduced with `vpsadbw` only every
 // 31 steps. Filters are packed once per layer; activations are packed per block of pixels
@@ -27,14 +32,288 @@
 namespace xk {
 namespace avx2 {
 
-constexpr int kMicroRows = 2;
-constexpr int kAWordsPerK = 2;   // low nibbles, high nibbles (see PackARow)
-constexpr int kBWordsPerK = 32;  // 4 vectors of low nibbles, 4 of high nibbles
 constexpr uint64_t kNibbles = 0x0F0F0F0F0F0F0F0Full;
 
 // Channel held by lane `lane` of vector `v` (0..3) in a panel: vector pairs hold even and
 // odd channels so that `sad(v0) | sad(v1) << 32` lists 8 channels in order.
 XK_TARGET inline int PanelChannel(int v, int lane) { return (v / 2) * 8 + 2 * lane + (v % 2); }
+
+// Bitpacking with compare + movemask: bit i of a word is (x[i] < 0) resp. (x[i] < zp).
+XK_TARGET inline void QuantizeFloatRows(const float* in, int64_t rows, int cols, int32_t* out) {
+  const int words = BitpackedWords(cols);
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = in + r * cols;
+    uint32_t* dst = reinterpret_cast<uint32_t*>(out + r * words);
+    const int full = cols / 32;
+    for (int w = 0; w < full; ++w) {
+      const float* s = src + 32 * w;
+      uint32_t bits = 0;
+      for (int q = 0; q < 4; ++q) {
+        const __m256 lt = _mm256_cmp_ps(_mm256_loadu_ps(s + 8 * q), zero, _CMP_LT_OQ);
+        bits |= static_cast<uint32_t>(_mm256_movemask_ps(lt)) << (8 * q);
+      }
+      dst[w] = bits;
+    }
+    if (full < words) {
+      uint32_t bits = 0;
+      for (int i = 32 * full; i < cols; ++i) {
+        bits |= static_cast<uint32_t>(src[i] < 0.0f) << (i - 32 * full);
+      }
+      dst[full] = bits;
+    }
+  }
+}
+
+XK_TARGET inline void QuantizeInt8Rows(const int8_t* in, int64_t rows, int cols,
+                                       int32_t zero_point, int32_t* out) {
+  const int words = BitpackedWords(cols);
+  // x < zp for all int8 x when zp > 127; never when zp <= -128.
+  const int zp_clamped = zero_point > 127 ? 127 : (zero_point < -128 ? -128 : zero_point);
+  const __m256i zp = _mm256_set1_epi8(static_cast<char>(zp_clamped));
+  for (int64_t r = 0; r < rows; ++r) {
+    const int8_t* src = in + r * cols;
+    uint32_t* dst = reinterpret_cast<uint32_t*>(out + r * words);
+    const int full = zero_point > 127 || zero_point < -127 ? 0 : cols / 32;
+    for (int w = 0; w < full; ++w) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * w));
+      dst[w] = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(zp, x)));
+    }
+    for (int w = full; w < words; ++w) {
+      uint32_t bits = 0;
+      for (int i = 32 * w; i < cols && i < 32 * w + 32; ++i) {
+        bits |= static_cast<uint32_t>(static_cast<int32_t>(src[i]) < zero_point) << (i - 32 * w);
+      }
+      dst[w] = bits;
+    }
+  }
+}
+
+// GenericTransformPanel for float and bitpacked output, 8 channels per instruction.
+// Multiply and add stay separate instructions (no FMA), as in LCE.
+// Shared by both popcount variants (each has its own PanelTarget type); int8 output is
+// left to GenericTransformPanel by the TransformPanel wrappers below.
+template <int kOut, class Target>
+XK_TARGET inline void FastTransformPanel(const BConvPlan& p, const int32_t* acc,
+                                         const Target& t, void* output) {
+  __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
+  __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8));
+  if (p.int_correction && t.pattern >= 0) {
+    const int32_t* corr = p.int_corrections.data() + t.pattern * p.slots() + t.slot0;
+    a0 = _mm256_add_epi32(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr)));
+    a1 = _mm256_add_epi32(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + 8)));
+  }
+  if (kOut == static_cast<int>(OutputType::kBitpacked)) {
+    const int32_t* thr = p.thresholds.data() + t.slot0;
+    const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr));
+    const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr + 8));
+    const uint32_t bits =
+        static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a0, t0)))) |
+        static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a1, t1))))
+            << 8;
+    uint32_t* words = reinterpret_cast<uint32_t*>(output) + t.pixel * p.out_depth;
+    if ((t.oc0 & 15) == 0) {
+      words[t.oc0 >> 5] |= bits << (t.oc0 & 31);
+    } else {
+      for (int i = 0; i < t.valid; ++i) {
+        if (bits >> i & 1) words[(t.oc0 + i) >> 5] |= 1u << ((t.oc0 + i) & 31);
+      }
+    }
+    return;
+  }
+  const __m256i lo = _mm256_set1_epi32(p.clamp_min), hi = _mm256_set1_epi32(p.clamp_max);
+  const __m256i x0 = _mm256_max_epi32(_mm256_min_epi32(_mm256_slli_epi32(a0, 1), hi), lo);
+  const __m256i x1 = _mm256_max_epi32(_mm256_min_epi32(_mm256_slli_epi32(a1, 1), hi), lo);
+  const float* mul = p.multiplier.data() + t.slot0;
+  const float* bias = p.bias.data() + t.slot0;
+  __m256 y0 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x0), _mm256_loadu_ps(mul)),
+                            _mm256_loadu_ps(bias));
+  __m256 y1 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x1), _mm256_loadu_ps(mul + 8)),
+                            _mm256_loadu_ps(bias + 8));
+  if (p.float_correction && t.pattern >= 0) {
+    const float* corr = p.float_corrections.data() + t.pattern * p.slots() + t.slot0;
+    y0 = _mm256_add_ps(y0, _mm256_loadu_ps(corr));
+    y1 = _mm256_add_ps(y1, _mm256_loadu_ps(corr + 8));
+  }
+  float* dst = reinterpret_cast<float*>(output) + t.pixel * p.out_depth + t.oc0;
+  if (t.valid == 16) {
+    _mm256_storeu_ps(dst, y0);
+    _mm256_storeu_ps(dst + 8, y1);
+  } else {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i n = _mm256_set1_epi32(t.valid);
+    _mm256_maskstore_ps(dst, _mm256_cmpgt_epi32(n, lane), y0);
+    _mm256_maskstore_ps(dst + 8, _mm256_cmpgt_epi32(_mm256_sub_epi32(n, _mm256_set1_epi32(8)), lane), y1);
+  }
+}
+
+// Harley-Seal micro-kernel (internal::kAvx2HarleySeal): operands are plain 64-bit words. Per output
+// vector (4 channels, one 64-bit lane each) the XOR words of 8 consecutive depth steps go
+// through a carry-save adder tree (ones, twos, fours kept across steps); only the "eights"
+// vector is popcounted (vpshufb + vpsadbw) per 8 steps, the rest once at the end. That is
+// ~5 bitwise ops per 256 bits instead of 2 shuffles + 4 ops, and half the loads of the
+// nibble-split format.
+constexpr int kMicroRows = 2;
+constexpr int kAWordsPerK = 1;
+constexpr int kBWordsPerK = 16;  // 4 vectors of 4 channels
+
+XK_TARGET inline void PackPanel(const uint32_t* const* rows, int k32, int k64, uint64_t* out) {
+  for (int k = 0; k < k64; ++k) {
+    for (int v = 0; v < 4; ++v) {
+      for (int lane = 0; lane < 4; ++lane) {
+        const uint32_t* row = rows[PanelChannel(v, lane)];
+        uint64_t w = 0;
+        if (row != nullptr) {
+          w = row[2 * k];
+          if (2 * k + 1 < k32) w |= static_cast<uint64_t>(row[2 * k + 1]) << 32;
+        }
+        out[k * 16 + v * 4 + lane] = w;
+      }
+    }
+  }
+}
+
+XK_TARGET inline void PackARow(const uint64_t* raw, int k64, uint64_t* out) {
+  std::memcpy(out, raw, static_cast<size_t>(k64) * 8);
+}
+
+// Per-byte popcounts of x (nibble lookup).
+XK_TARGET inline __m256i BytePop(__m256i lut, __m256i mask, __m256i x) {
+  return _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(x, mask)),
+                         _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), mask)));
+}
+
+// Carry-save adder: (h, l) = the two-bit sum of a + b + c, bitwise.
+XK_TARGET inline void Csa(__m256i& h, __m256i& l, __m256i a, __m256i b, __m256i c) {
+  const __m256i u = _mm256_xor_si256(a, b);
+  h = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
+  l = _mm256_xor_si256(u, c);
+}
+
+XK_TARGET inline __m256i XorStep(const uint64_t* a, const uint64_t* b, int k, int v) {
+  return _mm256_xor_si256(_mm256_set1_epi64x(static_cast<int64_t>(a[k])),
+                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + k * 16 + v * 4)));
+}
+
+// Per-lane popcounts of (a[k] XOR vector v of step k) summed over k < k64, for rows a0, a1.
+XK_TARGET inline void CountVector(const uint64_t* a0, const uint64_t* a1, const uint64_t* b,
+                                  int k64, int v, __m256i* s0, __m256i* s1) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i ones0 = zero, twos0 = zero, fours0 = zero, eights0 = zero;
+  __m256i ones1 = zero, twos1 = zero, fours1 = zero, eights1 = zero;
+  int k = 0;
+  for (; k + 8 <= k64; k += 8) {
+    __m256i ta, tb, fa, fb, e;
+    Csa(ta, ones0, ones0, XorStep(a0, b, k, v), XorStep(a0, b, k + 1, v));
+    Csa(tb, ones0, ones0, XorStep(a0, b, k + 2, v), XorStep(a0, b, k + 3, v));
+    Csa(fa, twos0, twos0, ta, tb);
+    Csa(ta, ones0, ones0, XorStep(a0, b, k + 4, v), XorStep(a0, b, k + 5, v));
+    Csa(tb, ones0, ones0, XorStep(a0, b, k + 6, v), XorStep(a0, b, k + 7, v));
+    Csa(fb, twos0, twos0, ta, tb);
+    Csa(e, fours0, fours0, fa, fb);
+    eights0 = _mm256_add_epi64(eights0, _mm256_sad_epu8(BytePop(lut, mask, e), zero));
+    Csa(ta, ones1, ones1, XorStep(a1, b, k, v), XorStep(a1, b, k + 1, v));
+    Csa(tb, ones1, ones1, XorStep(a1, b, k + 2, v), XorStep(a1, b, k + 3, v));
+    Csa(fa, twos1, twos1, ta, tb);
+    Csa(ta, ones1, ones1, XorStep(a1, b, k + 4, v), XorStep(a1, b, k + 5, v));
+    Csa(tb, ones1, ones1, XorStep(a1, b, k + 6, v), XorStep(a1, b, k + 7, v));
+    Csa(fb, twos1, twos1, ta, tb);
+    Csa(e, fours1, fours1, fa, fb);
+    eights1 = _mm256_add_epi64(eights1, _mm256_sad_epu8(BytePop(lut, mask, e), zero));
+  }
+  // Fewer than 8 steps left: plain byte counts (at most 7 * 8 per byte).
+  __m256i rest0 = zero, rest1 = zero;
+  for (; k < k64; ++k) {
+    rest0 = _mm256_add_epi8(rest0, BytePop(lut, mask, XorStep(a0, b, k, v)));
+    rest1 = _mm256_add_epi8(rest1, BytePop(lut, mask, XorStep(a1, b, k, v)));
+  }
+  // total = 8 * eights + 4 * fours + 2 * twos + ones + rest; 4 * 4 + 2 * 4 + 4 + 56 < 256,
+  // so the weighted byte counts of fours, twos, ones and rest add up in bytes.
+  const __m256i low0 = _mm256_add_epi8(
+      _mm256_add_epi8(_mm256_slli_epi16(BytePop(lut, mask, fours0), 2),
+                      _mm256_slli_epi16(BytePop(lut, mask, twos0), 1)),
+      _mm256_add_epi8(BytePop(lut, mask, ones0), rest0));
+  const __m256i low1 = _mm256_add_epi8(
+      _mm256_add_epi8(_mm256_slli_epi16(BytePop(lut, mask, fours1), 2),
+                      _mm256_slli_epi16(BytePop(lut, mask, twos1), 1)),
+      _mm256_add_epi8(BytePop(lut, mask, ones1), rest1));
+  *s0 = _mm256_add_epi64(_mm256_slli_epi64(eights0, 3), _mm256_sad_epu8(low0, zero));
+  *s1 = _mm256_add_epi64(_mm256_slli_epi64(eights1, 3), _mm256_sad_epu8(low1, zero));
+}
+
+// Short depths (k64 <= 31): the carry-save tree's final popcounts would cost more than it
+// saves, so per-byte counts of all 8 vectors accumulate over the steps, one vpsadbw each.
+XK_TARGET __attribute__((noinline)) void CountShort(const uint64_t* a0, const uint64_t* a1,
+                                                    const uint64_t* b, int k64, __m256i* s) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i c[8] = {zero, zero, zero, zero, zero, zero, zero, zero};
+  for (int k = 0; k < k64; ++k) {
+    for (int v = 0; v < 4; ++v) {
+      c[v] = _mm256_add_epi8(c[v], BytePop(lut, mask, XorStep(a0, b, k, v)));
+      c[4 + v] = _mm256_add_epi8(c[4 + v], BytePop(lut, mask, XorStep(a1, b, k, v)));
+    }
+  }
+  for (int i = 0; i < 8; ++i) s[i] = _mm256_sad_epu8(c[i], zero);
+}
+
+constexpr int kCarrySaveMinDepth = 32;  // k64 from which Harley-Seal is faster
+
+XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, int k64,
+                                  int32_t (*acc)[16]) {
+  __m256i s[8];
+  if (k64 < kCarrySaveMinDepth) {
+    CountShort(a[0], a[1], b, k64, s);
+  } else {
+    for (int v = 0; v < 4; ++v) CountVector(a[0], a[1], b, k64, v, &s[v], &s[4 + v]);
+  }
+  // Sums are < 2^32: even channels in the low, odd channels in the high 32-bit halves.
+  __m256i* out0 = reinterpret_cast<__m256i*>(acc[0]);
+  __m256i* out1 = reinterpret_cast<__m256i*>(acc[1]);
+  _mm256_storeu_si256(out0, _mm256_or_si256(s[0], _mm256_slli_epi64(s[1], 32)));
+  _mm256_storeu_si256(out0 + 1, _mm256_or_si256(s[2], _mm256_slli_epi64(s[3], 32)));
+  _mm256_storeu_si256(out1, _mm256_or_si256(s[4], _mm256_slli_epi64(s[5], 32)));
+  _mm256_storeu_si256(out1 + 1, _mm256_or_si256(s[6], _mm256_slli_epi64(s[7], 32)));
+}
+
+}  // namespace avx2
+}  // namespace xk
+
+#define XK_NS avx2
+#include "kernels_impl.inc"
+#undef XK_NS
+
+namespace xk {
+namespace avx2 {
+
+// int8 output: the generic transform; float and bitpacked: FastTransformPanel.
+template <int kOut>
+XK_TARGET inline void TransformPanel(const BConvPlan& p, const int32_t* acc,
+                                     const PanelTarget& t, void* output) {
+  if (kOut == static_cast<int>(OutputType::kInt8)) {
+    GenericTransformPanel<kOut>(p, acc, t, output);
+  } else {
+    avx2::FastTransformPanel<kOut>(p, acc, t, output);
+  }
+}
+}  // namespace avx2
+
+// The default kernel: nibble-split operands, vpshufb lookup.
+namespace avx2_vpshufb {
+
+using avx2::kNibbles;
+using avx2::PanelChannel;
+using avx2::QuantizeFloatRows;
+using avx2::QuantizeInt8Rows;
+
+constexpr int kMicroRows = 2;
+constexpr int kAWordsPerK = 2;   // low nibbles, high nibbles (see PackARow)
+constexpr int kBWordsPerK = 32;  // 4 vectors of low nibbles, 4 of high nibbles
 
 XK_TARGET inline void PackPanel(const uint32_t* const* rows, int k32, int k64, uint64_t* out) {
   for (int k = 0; k < k64; ++k) {
@@ -134,135 +413,44 @@ XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, i
   _mm256_storeu_si256(out1 + 1, _mm256_or_si256(s[6], _mm256_slli_epi64(s[7], 32)));
 }
 
-// Bitpacking with compare + movemask: bit i of a word is (x[i] < 0) resp. (x[i] < zp).
-XK_TARGET inline void QuantizeFloatRows(const float* in, int64_t rows, int cols, int32_t* out) {
-  const int words = BitpackedWords(cols);
-  const __m256 zero = _mm256_setzero_ps();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* src = in + r * cols;
-    uint32_t* dst = reinterpret_cast<uint32_t*>(out + r * words);
-    const int full = cols / 32;
-    for (int w = 0; w < full; ++w) {
-      const float* s = src + 32 * w;
-      uint32_t bits = 0;
-      for (int q = 0; q < 4; ++q) {
-        const __m256 lt = _mm256_cmp_ps(_mm256_loadu_ps(s + 8 * q), zero, _CMP_LT_OQ);
-        bits |= static_cast<uint32_t>(_mm256_movemask_ps(lt)) << (8 * q);
-      }
-      dst[w] = bits;
-    }
-    if (full < words) {
-      uint32_t bits = 0;
-      for (int i = 32 * full; i < cols; ++i) {
-        bits |= static_cast<uint32_t>(src[i] < 0.0f) << (i - 32 * full);
-      }
-      dst[full] = bits;
-    }
-  }
-}
-
-XK_TARGET inline void QuantizeInt8Rows(const int8_t* in, int64_t rows, int cols,
-                                       int32_t zero_point, int32_t* out) {
-  const int words = BitpackedWords(cols);
-  // x < zp for all int8 x when zp > 127; never when zp <= -128.
-  const int zp_clamped = zero_point > 127 ? 127 : (zero_point < -128 ? -128 : zero_point);
-  const __m256i zp = _mm256_set1_epi8(static_cast<char>(zp_clamped));
-  for (int64_t r = 0; r < rows; ++r) {
-    const int8_t* src = in + r * cols;
-    uint32_t* dst = reinterpret_cast<uint32_t*>(out + r * words);
-    const int full = zero_point > 127 || zero_point < -127 ? 0 : cols / 32;
-    for (int w = 0; w < full; ++w) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * w));
-      dst[w] = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(zp, x)));
-    }
-    for (int w = full; w < words; ++w) {
-      uint32_t bits = 0;
-      for (int i = 32 * w; i < cols && i < 32 * w + 32; ++i) {
-        bits |= static_cast<uint32_t>(static_cast<int32_t>(src[i]) < zero_point) << (i - 32 * w);
-      }
-      dst[w] = bits;
-    }
-  }
-}
-
-}  // namespace avx2
+}  // namespace avx2_vpshufb
 }  // namespace xk
 
-#define XK_NS avx2
+#define XK_NS avx2_vpshufb
 #include "kernels_impl.inc"
+#undef XK_NS
 
 namespace xk {
-namespace avx2 {
+namespace avx2_vpshufb {
 
-// GenericTransformPanel for float and bitpacked output, 8 channels per instruction.
-// Multiply and add stay separate instructions (no FMA), as in LCE.
+// int8 output: the generic transform; float and bitpacked: FastTransformPanel.
 template <int kOut>
 XK_TARGET inline void TransformPanel(const BConvPlan& p, const int32_t* acc,
                                      const PanelTarget& t, void* output) {
   if (kOut == static_cast<int>(OutputType::kInt8)) {
     GenericTransformPanel<kOut>(p, acc, t, output);
-    return;
-  }
-  __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
-  __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8));
-  if (p.int_correction && t.pattern >= 0) {
-    const int32_t* corr = p.int_corrections.data() + t.pattern * p.slots() + t.slot0;
-    a0 = _mm256_add_epi32(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr)));
-    a1 = _mm256_add_epi32(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + 8)));
-  }
-  if (kOut == static_cast<int>(OutputType::kBitpacked)) {
-    const int32_t* thr = p.thresholds.data() + t.slot0;
-    const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr));
-    const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr + 8));
-    const uint32_t bits =
-        static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a0, t0)))) |
-        static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a1, t1))))
-            << 8;
-    uint32_t* words = reinterpret_cast<uint32_t*>(output) + t.pixel * p.out_depth;
-    if ((t.oc0 & 15) == 0) {
-      words[t.oc0 >> 5] |= bits << (t.oc0 & 31);
-    } else {
-      for (int i = 0; i < t.valid; ++i) {
-        if (bits >> i & 1) words[(t.oc0 + i) >> 5] |= 1u << ((t.oc0 + i) & 31);
-      }
-    }
-    return;
-  }
-  const __m256i lo = _mm256_set1_epi32(p.clamp_min), hi = _mm256_set1_epi32(p.clamp_max);
-  const __m256i x0 = _mm256_max_epi32(_mm256_min_epi32(_mm256_slli_epi32(a0, 1), hi), lo);
-  const __m256i x1 = _mm256_max_epi32(_mm256_min_epi32(_mm256_slli_epi32(a1, 1), hi), lo);
-  const float* mul = p.multiplier.data() + t.slot0;
-  const float* bias = p.bias.data() + t.slot0;
-  __m256 y0 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x0), _mm256_loadu_ps(mul)),
-                            _mm256_loadu_ps(bias));
-  __m256 y1 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x1), _mm256_loadu_ps(mul + 8)),
-                            _mm256_loadu_ps(bias + 8));
-  if (p.float_correction && t.pattern >= 0) {
-    const float* corr = p.float_corrections.data() + t.pattern * p.slots() + t.slot0;
-    y0 = _mm256_add_ps(y0, _mm256_loadu_ps(corr));
-    y1 = _mm256_add_ps(y1, _mm256_loadu_ps(corr + 8));
-  }
-  float* dst = reinterpret_cast<float*>(output) + t.pixel * p.out_depth + t.oc0;
-  if (t.valid == 16) {
-    _mm256_storeu_ps(dst, y0);
-    _mm256_storeu_ps(dst + 8, y1);
   } else {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i n = _mm256_set1_epi32(t.valid);
-    _mm256_maskstore_ps(dst, _mm256_cmpgt_epi32(n, lane), y0);
-    _mm256_maskstore_ps(dst + 8, _mm256_cmpgt_epi32(_mm256_sub_epi32(n, _mm256_set1_epi32(8)), lane), y1);
+    avx2::FastTransformPanel<kOut>(p, acc, t, output);
   }
 }
+}  // namespace avx2_vpshufb
 
-}  // namespace avx2
+namespace {
+int g_avx2_popcount = internal::kAvx2Vpshufb;
+}  // namespace
 
-const internal::IsaOps* internal::Avx2Ops() { return &avx2::Ops(); }
+void internal::SetAvx2Popcount(int variant) { g_avx2_popcount = variant; }
+
+const internal::IsaOps* internal::Avx2Ops() {
+  return g_avx2_popcount == kAvx2Vpshufb ? &avx2_vpshufb::Ops() : &avx2::Ops();
+}
 }  // namespace xk
 
 #else  // !__x86_64__
 
 namespace xk {
 const internal::IsaOps* internal::Avx2Ops() { return nullptr; }
+void internal::SetAvx2Popcount(int) {}
 }  // namespace xk
 
 #endif

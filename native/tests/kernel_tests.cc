@@ -6,7 +6,8 @@
 // y = m * act(dot) + b, bitpacked output is the sign bit of that y expressed through the
 // threshold on the XOR-popcount (acc = (K - dot) / 2 > threshold), max-pooling is a max.
 // Every ISA must match the reference (floats to 1e-5 relative, integers exactly, int8 to
-// one unit of rounding) and all ISAs must agree bit for bit.
+// one unit of rounding) and all ISAs must agree bit for bit. On x86-64 both AVX2 popcount
+// variants (vpshufb, the default, and Harley-Seal) are checked.
 //
 // Usage: kernel_tests [--isa NAME] [--cases N] [--seed S]; prints one line per ISA and
 // exits non-zero on the first mismatch.
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../isa.h"
 #include "../kernels.h"
 
 namespace {
@@ -322,10 +324,19 @@ int main(int argc, char** argv) {
     if (xk::IsaAvailable(isa) && (only.empty() || only == xk::IsaName(isa))) isas.push_back(isa);
   }
   if (isas.empty()) Fail("no ISA available for --isa " + only);
+  bool avx2 = false;
+  for (xk::Isa isa : isas) avx2 = avx2 || isa == xk::Isa::kAvx2;
   for (int i = 0; i < cases; ++i) {
-    CheckBConv(isas, RandomCase());
+    CheckBConv(isas, RandomCase());  // AVX2: vpshufb
     if (i % 4 == 0) CheckPoolAndPacking(isas);
   }
+  if (avx2) {  // cases from the same seed on the Harley-Seal AVX2 kernel
+    rng.seed(seed);
+    xk::internal::SetAvx2Popcount(xk::internal::kAvx2HarleySeal);
+    for (int i = 0; i < cases; ++i) CheckBConv({xk::Isa::kAvx2}, RandomCase());
+    xk::internal::SetAvx2Popcount(xk::internal::kAvx2Vpshufb);
+  }
   for (xk::Isa isa : isas) std::printf("PASS %s: %d binary convolutions\n", xk::IsaName(isa), cases);
+  if (avx2) std::printf("PASS avx2 (Harley-Seal): %d binary convolutions\n", cases);
   return 0;
 }

@@ -1,0 +1,85 @@
+"""Roofline of the binary kernels (issue 13, deliverable 3), in one run.
+
+Builds native/bench/roofline.cc with g++ -O3 -mavx2 -mpopcnt together with the kernel
+sources and runs it on the single layers of benchmarks/bench_kernels.py (imported, not
+repeated): the machine's binary peak (XNOR+popcount of 64-bit words from L1 for scalar
+popcnt, vpshufb and Harley-Seal) and each AVX2 popcount variant's time on every layer with
+its share of that peak, medians of interleaved rounds, 1 thread, CPU named.
+
+  python benchmarks/bench_popcount.py [--rounds 9] [--kernels vpshufb,harley_seal]
+"""
+import argparse
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_kernels import LAYERS  # noqa: E402
+
+NATIVE = ROOT / "native"
+SOURCES = [NATIVE / "bench" / "roofline.cc",
+           *(NATIVE / n for n in ("kernels.cc", "isa_portable.cc", "isa_avx2.cc", "isa_neon.cc"))]
+FLAGS = ["-std=c++17", "-O3", "-mavx2", "-mpopcnt", "-ffp-contract=off", "-pthread"]
+
+
+def cpu_description():
+    name, flags, family, model = "unknown CPU", set(), "?", "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "cpu family":
+                family = value.strip()
+            elif key.strip() == "model":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+            if name != "unknown CPU" and flags:
+                break
+    shown = " ".join(f"{flag.upper()}={'yes' if flag in flags else 'no'}"
+                     for flag in ("avx2", "fma", "popcnt", "bmi2", "avx512f"))
+    return f"{name}, family {family} model {model} ({shown})"
+
+
+def build(out_dir):
+    digest = hashlib.sha256()
+    for path in [*SOURCES, *sorted(NATIVE.glob("*.h")), NATIVE / "kernels_impl.inc"]:
+        digest.update(path.read_bytes())
+    binary = pathlib.Path(out_dir) / f"roofline-{digest.hexdigest()[:12]}"
+    if not binary.exists():
+        result = subprocess.run(["g++", *FLAGS, *map(str, SOURCES), "-o", str(binary)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"building roofline failed:\n{result.stderr[-3000:]}")
+    return binary
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--kernels", default="vpshufb,harley_seal",
+                        help="vpshufb (the default AVX2 kernel), harley_seal, portable")
+    parser.add_argument("--build_dir", default=os.path.join(tempfile.gettempdir(), "xnor_roofline"))
+    args = parser.parse_args()
+    os.makedirs(args.build_dir, exist_ok=True)
+    binary = build(args.build_dir)
+    layers = [f"{name}:{size}:{channels}" for name, (size, channels) in LAYERS.items()]
+    print(f"CPU: {cpu_description()}")
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    sys.stdout.flush()
+    result = subprocess.run([str(binary), "--rounds", str(args.rounds), "--kernels", args.kernels,
+                             *layers], capture_output=True, text=True)
+    print(result.stdout, end="")
+    if result.returncode != 0:
+        sys.exit(result.stderr)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

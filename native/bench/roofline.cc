@@ -1,0 +1,339 @@
+// Roofline microbenchmark for the binary kernels (issue 13, deliverable 3), built and run
+// by benchmarks/bench_popcount.py. In one run it measures the machine's binary peak, i.e.
+// the best XNOR+popcount rate on 64-bit words with both operands in L1, for scalar popcnt,
+// the vpshufb nibble lookup (plain and with operands pre-split into nibbles as the AVX2
+// kernel stores them) and Harley-Seal carry-save accumulation, and times the real kernels
+// (xk::RunBConv, one thread) on the layers given on the command line:
+//   roofline [--rounds N] [--kernels vpshufb,harley_seal,portable] NAME:SIZE:CHANNELS ...
+// vpshufb and harley_seal are the two AVX2 popcount variants (internal::SetAvx2Popcount).
+// (3x3, stride 1, SAME padding with +1, float output). Every figure is the median of
+// interleaved rounds. Timings only; exactness is checked by tests/kernel_tests.cc.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../isa.h"
+#include "../kernels.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+volatile uint64_t g_sink;
+
+// --- Peaks: kWords 64-bit words of a and b (8 KiB each, in L1), reps passes. -------------
+constexpr int kWords = 1024;
+alignas(64) uint64_t g_a[kWords], g_b[kWords], g_alo[kWords], g_ahi[kWords], g_blo[kWords],
+    g_bhi[kWords];
+
+__attribute__((target("popcnt"))) uint64_t PeakScalar(int reps) {
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (int r = 0; r < reps; ++r) {
+    for (int i = 0; i < kWords; i += 4) {
+      s0 += _mm_popcnt_u64(g_a[i] ^ g_b[i]);
+      s1 += _mm_popcnt_u64(g_a[i + 1] ^ g_b[i + 1]);
+      s2 += _mm_popcnt_u64(g_a[i + 2] ^ g_b[i + 2]);
+      s3 += _mm_popcnt_u64(g_a[i + 3] ^ g_b[i + 3]);
+    }
+    __asm__ volatile("" ::: "memory");
+  }
+  return s0 + s1 + s2 + s3;
+}
+
+#define XK_T __attribute__((target("avx2,popcnt")))
+XK_T inline __m256i Lut() {
+  return _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2,
+                          3, 1, 2, 2, 3, 2, 3, 3, 4);
+}
+XK_T inline __m256i Load(const uint64_t* p) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+}
+XK_T inline uint64_t Sum64(__m256i v) {
+  return _mm256_extract_epi64(v, 0) + _mm256_extract_epi64(v, 1) + _mm256_extract_epi64(v, 2) +
+         _mm256_extract_epi64(v, 3);
+}
+// Per-byte popcount of x (classic nibble lookup).
+XK_T inline __m256i BytePop(__m256i lut, __m256i x) {
+  const __m256i m = _mm256_set1_epi8(0x0F);
+  return _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(x, m)),
+                         _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), m)));
+}
+
+// vpshufb, byte counts of 16 vectors (two accumulators of 8) summed before one vpsadbw.
+XK_T uint64_t PeakVpshufb(int reps) {
+  const __m256i lut = Lut(), zero = _mm256_setzero_si256();
+  __m256i total = zero;
+  for (int r = 0; r < reps; ++r) {
+    for (int i = 0; i < kWords; i += 64) {
+      __m256i c0 = zero, c1 = zero;
+      for (int j = 0; j < 64; j += 8) {
+        c0 = _mm256_add_epi8(c0, BytePop(lut, _mm256_xor_si256(Load(g_a + i + j), Load(g_b + i + j))));
+        c1 = _mm256_add_epi8(
+            c1, BytePop(lut, _mm256_xor_si256(Load(g_a + i + j + 4), Load(g_b + i + j + 4))));
+      }
+      total = _mm256_add_epi64(total, _mm256_sad_epu8(_mm256_add_epi8(c0, c1), zero));
+    }
+    __asm__ volatile("" ::: "memory");
+  }
+  return Sum64(total);
+}
+
+// vpshufb on operands stored pre-split into nibbles (the AVX2 kernel's format): per 256
+// bits 2 xor + 2 shuffle + 2 add, twice the loads.
+XK_T uint64_t PeakVpshufbSplit(int reps) {
+  const __m256i lut = Lut(), zero = _mm256_setzero_si256();
+  __m256i total = zero;
+  for (int r = 0; r < reps; ++r) {
+    for (int i = 0; i < kWords; i += 64) {
+      __m256i c0 = zero, c1 = zero;
+      for (int j = 0; j < 64; j += 8) {
+        for (int h = 0; h < 8; h += 4) {
+          const __m256i lo = _mm256_shuffle_epi8(
+              lut, _mm256_xor_si256(Load(g_alo + i + j + h), Load(g_blo + i + j + h)));
+          const __m256i hi = _mm256_shuffle_epi8(
+              lut, _mm256_xor_si256(Load(g_ahi + i + j + h), Load(g_bhi + i + j + h)));
+          if (h == 0) c0 = _mm256_add_epi8(c0, _mm256_add_epi8(lo, hi));
+          else c1 = _mm256_add_epi8(c1, _mm256_add_epi8(lo, hi));
+        }
+      }
+      total = _mm256_add_epi64(total, _mm256_sad_epu8(_mm256_add_epi8(c0, c1), zero));
+    }
+    __asm__ volatile("" ::: "memory");
+  }
+  return Sum64(total);
+}
+
+XK_T inline void Csa(__m256i& h, __m256i& l, __m256i a, __m256i b, __m256i c) {
+  const __m256i u = _mm256_xor_si256(a, b);
+  h = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
+  l = _mm256_xor_si256(u, c);
+}
+
+// Harley-Seal: 16 vectors per step through a carry-save adder tree; only the "sixteens"
+// vector is popcounted per step (vpshufb + vpsadbw), the rest at the end.
+XK_T uint64_t PeakHarleySeal(int reps) {
+  const __m256i lut = Lut(), zero = _mm256_setzero_si256();
+  __m256i total = zero, ones = zero, twos = zero, fours = zero, eights = zero;
+  auto x = [](int i) { return _mm256_xor_si256(Load(g_a + i), Load(g_b + i)); };
+  for (int r = 0; r < reps; ++r) {
+    for (int i = 0; i < kWords; i += 64) {
+      __m256i twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens;
+      Csa(twosA, ones, ones, x(i + 0), x(i + 4));
+      Csa(twosB, ones, ones, x(i + 8), x(i + 12));
+      Csa(foursA, twos, twos, twosA, twosB);
+      Csa(twosA, ones, ones, x(i + 16), x(i + 20));
+      Csa(twosB, ones, ones, x(i + 24), x(i + 28));
+      Csa(foursB, twos, twos, twosA, twosB);
+      Csa(eightsA, fours, fours, foursA, foursB);
+      Csa(twosA, ones, ones, x(i + 32), x(i + 36));
+      Csa(twosB, ones, ones, x(i + 40), x(i + 44));
+      Csa(foursA, twos, twos, twosA, twosB);
+      Csa(twosA, ones, ones, x(i + 48), x(i + 52));
+      Csa(twosB, ones, ones, x(i + 56), x(i + 60));
+      Csa(foursB, twos, twos, twosA, twosB);
+      Csa(eightsB, fours, fours, foursA, foursB);
+      Csa(sixteens, eights, eights, eightsA, eightsB);
+      total = _mm256_add_epi64(total, _mm256_sad_epu8(BytePop(lut, sixteens), zero));
+    }
+    __asm__ volatile("" ::: "memory");
+  }
+  total = _mm256_slli_epi64(total, 4);
+  total = _mm256_add_epi64(total, _mm256_slli_epi64(_mm256_sad_epu8(BytePop(lut, eights), zero), 3));
+  total = _mm256_add_epi64(total, _mm256_slli_epi64(_mm256_sad_epu8(BytePop(lut, fours), zero), 2));
+  total = _mm256_add_epi64(total, _mm256_slli_epi64(_mm256_sad_epu8(BytePop(lut, twos), zero), 1));
+  total = _mm256_add_epi64(total, _mm256_sad_epu8(BytePop(lut, ones), zero));
+  return Sum64(total);
+}
+
+struct Peak {
+  const char* name;
+  uint64_t (*fn)(int);
+};
+const Peak kPeaks[] = {{"scalar popcnt", PeakScalar},
+                       {"vpshufb", PeakVpshufb},
+                       {"vpshufb pre-split", PeakVpshufbSplit},
+                       {"Harley-Seal", PeakHarleySeal}};
+
+// --- Real kernels --------------------------------------------------------------------------
+struct Layer {
+  std::string name;
+  int size, channels;
+  xk::BConvPlan plan;
+  std::vector<int32_t> input;
+  std::vector<float> output;
+  double macs = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int rounds = 7;
+  std::vector<std::string> isa_names = {"vpshufb", "harley_seal"};
+  std::vector<Layer> layers;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--rounds" && i + 1 < argc) {
+      rounds = std::atoi(argv[++i]);
+    } else if (arg == "--kernels" && i + 1 < argc) {
+      isa_names.clear();
+      std::string s = argv[++i];
+      for (size_t p = 0; p <= s.size();) {
+        size_t q = s.find(',', p);
+        if (q == std::string::npos) q = s.size();
+        isa_names.push_back(s.substr(p, q - p));
+        p = q + 1;
+      }
+    } else {
+      Layer l;
+      const size_t c1 = arg.find(':'), c2 = arg.rfind(':');
+      if (c1 == std::string::npos || c1 == c2) {
+        std::fprintf(stderr, "bad layer %s (want NAME:SIZE:CHANNELS)\n", arg.c_str());
+        return 2;
+      }
+      l.name = arg.substr(0, c1);
+      l.size = std::atoi(arg.substr(c1 + 1, c2 - c1 - 1).c_str());
+      l.channels = std::atoi(arg.substr(c2 + 1).c_str());
+      layers.push_back(std::move(l));
+    }
+  }
+  std::vector<xk::Isa> isas;
+  std::vector<int> variants;  // AVX2 popcount per kernel
+  for (const std::string& n : isa_names) {
+    bool found = false;
+    const bool hs = n == "harley_seal", avx2 = hs || n == "vpshufb";
+    for (xk::Isa isa : {xk::Isa::kPortable, xk::Isa::kAvx2, xk::Isa::kNeon}) {
+      if ((avx2 ? isa == xk::Isa::kAvx2 : n == xk::IsaName(isa)) && xk::IsaAvailable(isa)) {
+        isas.push_back(isa), found = true;
+        variants.push_back(hs ? xk::internal::kAvx2HarleySeal : xk::internal::kAvx2Vpshufb);
+      }
+    }
+    if (!found) {
+      std::fprintf(stderr, "ISA %s is not available\n", n.c_str());
+      return 2;
+    }
+  }
+
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < kWords; ++i) {
+    g_a[i] = rng(), g_b[i] = rng();
+    g_alo[i] = g_a[i] & 0x0F0F0F0F0F0F0F0Full, g_ahi[i] = (g_a[i] >> 4) & 0x0F0F0F0F0F0F0F0Full;
+    g_blo[i] = g_b[i] & 0x0F0F0F0F0F0F0F0Full, g_bhi[i] = (g_b[i] >> 4) & 0x0F0F0F0F0F0F0F0Full;
+  }
+  // The peaks must agree with each other (a cheap guard against a broken measurement loop).
+  const uint64_t want = PeakScalar(1);
+  for (const Peak& p : kPeaks) {
+    if (p.fn(1) != want) {
+      std::fprintf(stderr, "peak loop %s counts %llu, scalar %llu\n", p.name,
+                   static_cast<unsigned long long>(p.fn(1)), static_cast<unsigned long long>(want));
+      return 1;
+    }
+  }
+
+  // Plans per layer and ISA.
+  std::vector<std::vector<xk::BConvPlan>> plans(layers.size());
+  for (size_t li = 0; li < layers.size(); ++li) {
+    Layer& l = layers[li];
+    xk::BConvSpec s;
+    s.in_h = s.in_w = l.size;
+    s.channels_in = s.channels_out = l.channels;
+    s.filter_h = s.filter_w = 3;
+    s.padding_same = true;
+    s.pad_value = 1;
+    const int words = xk::BitpackedWords(l.channels);
+    std::vector<int32_t> filter(static_cast<size_t>(l.channels) * 9 * words);
+    for (auto& w : filter) w = static_cast<int32_t>(rng());
+    l.input.resize(static_cast<size_t>(l.size) * l.size * words);
+    for (auto& w : l.input) w = static_cast<int32_t>(rng());
+    std::vector<float> mul(l.channels, 1.0f), bias(l.channels, 0.0f);
+    for (size_t ii = 0; ii < isas.size(); ++ii) {
+      const xk::Isa isa = isas[ii];
+      xk::internal::SetAvx2Popcount(variants[ii]);
+      xk::BConvPlan plan;
+      const std::string err = xk::PrepareBConv(isa, s, filter.data(), mul.data(), bias.data(),
+                                               nullptr, &plan);
+      if (!err.empty()) {
+        std::fprintf(stderr, "%s: %s\n", l.name.c_str(), err.c_str());
+        return 1;
+      }
+      plans[li].push_back(std::move(plan));
+    }
+    l.output.resize(static_cast<size_t>(l.size) * l.size * l.channels);
+    l.macs = static_cast<double>(l.size) * l.size * l.channels * 9.0 * l.channels;
+  }
+
+  // Interleaved rounds: every peak loop and every (layer, ISA) once per round.
+  const int peak_reps = 20000;  // 20000 * 1024 words: ~10-40 ms per loop
+  std::vector<std::vector<double>> peak_t(std::size(kPeaks));
+  std::vector<std::vector<std::vector<double>>> kern_t(
+      layers.size(), std::vector<std::vector<double>>(isas.size()));
+  xk::ThreadPool pool(1);
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t p = 0; p < std::size(kPeaks); ++p) {
+      const double t0 = Now();
+      g_sink = kPeaks[p].fn(peak_reps);
+      peak_t[p].push_back(Now() - t0);
+    }
+    for (size_t li = 0; li < layers.size(); ++li) {
+      for (size_t ii = 0; ii < isas.size(); ++ii) {
+        const xk::BConvPlan& plan = plans[li][ii];
+        xk::internal::SetAvx2Popcount(variants[ii]);  // the variant the plan was made for
+        // Enough calls to fill ~50 ms (calibrated from a first call).
+        double t0 = Now();
+        xk::RunBConv(plan, layers[li].input.data(), layers[li].output.data(), &pool);
+        const double once = Now() - t0;
+        const int calls = std::max(1, static_cast<int>(0.05 / std::max(once, 1e-6)));
+        t0 = Now();
+        for (int c = 0; c < calls; ++c) {
+          xk::RunBConv(plan, layers[li].input.data(), layers[li].output.data(), &pool);
+        }
+        kern_t[li][ii].push_back((Now() - t0) / calls);
+      }
+    }
+  }
+
+  const double peak_words = static_cast<double>(peak_reps) * kWords;
+  double best = 0;
+  std::printf("binary peak (XNOR+popcount of 64-bit words, operands in L1, 1 thread, median of %d "
+              "interleaved rounds):\n", rounds);
+  for (size_t p = 0; p < std::size(kPeaks); ++p) {
+    const double rate = peak_words / Median(peak_t[p]);
+    best = std::max(best, rate);
+    std::printf("  %-18s %7.2f G words/s = %6.1f G binary MAC/s\n", kPeaks[p].name, rate / 1e9,
+                rate * 64 / 1e9);
+  }
+  std::printf("  best               %7.2f G words/s = %6.1f G binary MAC/s\n", best / 1e9,
+              best * 64 / 1e9);
+  std::printf("\nkernels (3x3 stride 1 SAME, float output, 1 thread, median ms; share of best peak):\n");
+  std::printf("  %-12s", "layer");
+  for (const std::string& n : isa_names) std::printf(" %12s %6s", n.c_str(), "share");
+  std::printf("\n");
+  for (size_t li = 0; li < layers.size(); ++li) {
+    std::printf("  %-12s", layers[li].name.c_str());
+    for (size_t ii = 0; ii < isas.size(); ++ii) {
+      const double t = Median(kern_t[li][ii]);
+      const double rate = layers[li].macs / 64 / t;
+      std::printf(" %9.3f ms %5.1f%%", t * 1e3, 100 * rate / best);
+    }
+    if (isas.size() >= 2) {
+      std::printf("   %s/%s %.2fx", isa_names[0].c_str(), isa_names[1].c_str(),
+                  Median(kern_t[li][0]) / Median(kern_t[li][1]));
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
