@@ -22,13 +22,20 @@ flags.DEFINE_string("dataset", None, "Data set (default: the architecture's).")
 flags.DEFINE_string("data_dir", None, "Directory with the data (TFDS data_dir or IDX files).")
 flags.DEFINE_string("output_dir", "runs/default", "Where checkpoints, logs and the model go.")
 flags.DEFINE_integer("epochs", None, "Epochs (default: the recipe's).")
-flags.DEFINE_integer("batch_size", None, "Batch size (default: the recipe's).")
+flags.DEFINE_integer("batch_size", None, "Batch size of one replica (default: the recipe's); "
+                     "the global batch is this × replicas.")
 flags.DEFINE_enum("optimizer", None, ["sgd", "adam"],
                   "Default: the recipe's (§4.2: SGD for fp/bwn/bc, Adam for xnor/bnn; "
                   "fashion_net also trains bwn with Adam).")
 flags.DEFINE_float("learning_rate", None, "Starting learning rate (default: the recipe's).")
 flags.DEFINE_enum("schedule", None, ["step", "poly", "constant"], "Learning-rate schedule.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy (xnor_keras.distribute); multi_worker reads TF_CONFIG.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address, with --strategy=tpu.")
+flags.DEFINE_boolean("sync_batchnorm", False, "All-reduce BatchNorm statistics over replicas.")
+flags.DEFINE_float("worker_timeout", 60.0, "Seconds to wait for the other workers (multi_worker).")
+flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices (mirrored on CPU).")
 flags.DEFINE_integer("train_limit", None, "Use only the first N training examples.")
 flags.DEFINE_integer("eval_limit", None, "Use only the first N test examples.")
 flags.DEFINE_enum("alpha", None, list(ALPHA_MODES), "Weight scale: eq. 6, learned, or none.")
@@ -48,7 +55,8 @@ def main(argv):
     from xnor_keras.training import TrainConfig, train
 
     names = ("model", "precision", "dataset", "data_dir", "output_dir", "epochs",
-             "batch_size", "optimizer", "learning_rate", "schedule", "seed", "train_limit",
+             "batch_size", "optimizer", "learning_rate", "schedule", "seed", "strategy", "tpu",
+             "sync_batchnorm", "worker_timeout", "cpu_devices", "train_limit",
              "eval_limit", "alpha", "block_order", "input_scaling", "binary_gradient",
              "weight_bits", "input_bits", "weight_gradient")
     config = TrainConfig(**{name: FLAGS[name].value for name in names})

@@ -34,7 +34,7 @@ import tempfile
 
 import tensorflow as tf
 
-from xnor_keras import data, models
+from xnor_keras import data, distribute, models
 
 __all__ = ["TrainConfig", "Recipe", "RECIPES", "recipe_for", "train", "plot_curves"]
 
@@ -99,6 +99,12 @@ class TrainConfig:
     learning_rate: float | None = None
     schedule: str | None = None
     seed: int = 0
+    # Distribution (xnor_keras.distribute): batch_size is per replica.
+    strategy: str = "default"
+    tpu: str | None = None
+    sync_batchnorm: bool = False
+    worker_timeout: float = 60.0
+    cpu_devices: int | None = None
     train_limit: int | None = None
     eval_limit: int | None = None
     verbose: int | None = None
@@ -272,32 +278,71 @@ def _atomic_json(path, payload):
     os.replace(tmp, path)
 
 
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker"
+                                                      and resolver.task_id == 0)
+
+
+def _shard_by_data():
+    """Each worker takes every n-th batch (the data sets are in memory, not files)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
 def train(config):
     """Trains ``config.model`` and writes the outputs listed in the module docstring.
 
     Returns a dict with the resolved config, the test metrics and the output paths.
     """
     config = _resolve(config)
+    strategy = distribute.make_strategy(config.strategy, tpu=config.tpu,
+                                        worker_timeout=config.worker_timeout,
+                                        cpu_devices=config.cpu_devices)
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1:
+        # Linear scaling rule: the rate was chosen for one replica's batch.
+        batch_size = distribute.global_batch(config.batch_size, strategy)
+        config = dataclasses.replace(config, learning_rate=distribute.scaled_learning_rate(
+            config.learning_rate, global_batch_size=batch_size,
+            recipe_batch_size=config.batch_size))
+        print(f"xnor-train: {replicas} replicas ({config.strategy}), global batch {batch_size}, "
+              f"learning rate {config.learning_rate:g}", flush=True)
+    else:
+        batch_size = config.batch_size
+    chief = _is_chief(strategy)
+    if not chief:  # multi-worker: the others write to their own directory (Keras' rule)
+        config = dataclasses.replace(
+            config, output_dir=os.path.join(config.output_dir,
+                                            f"worker-{strategy.cluster_resolver.task_id}"))
     os.makedirs(config.output_dir, exist_ok=True)
     tf.keras.utils.set_random_seed(config.seed)
 
     info = data.info(config.dataset, data_dir=config.data_dir)
-    train_ds = data.load(config.dataset, "train", batch_size=config.batch_size,
+    train_ds = data.load(config.dataset, "train", batch_size=batch_size,
                          data_dir=config.data_dir, recipe=config.model, shuffle=True,
                          seed=config.seed, limit=config.train_limit)
-    test_ds = data.load(config.dataset, "test", batch_size=config.batch_size,
+    test_ds = data.load(config.dataset, "test", batch_size=batch_size,
                         data_dir=config.data_dir, recipe=config.model, shuffle=False,
                         limit=config.eval_limit)
+    if replicas > 1:
+        train_ds, test_ds = (ds.with_options(_shard_by_data()) for ds in (train_ds, test_ds))
 
-    model = models.build(config.model, config.precision, input_shape=info["input_shape"],
-                         num_classes=info["num_classes"], **config.model_options())
-    if config.optimizer == "adam":
-        optimizer = tf.keras.optimizers.Adam(config.learning_rate)
-    else:
-        optimizer = tf.keras.optimizers.SGD(config.learning_rate, momentum=0.9)
-    model.compile(optimizer,
-                  tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=_metrics())
+    with strategy.scope():
+        model = models.build(config.model, config.precision, input_shape=info["input_shape"],
+                             num_classes=info["num_classes"], **config.model_options())
+        if config.sync_batchnorm:
+            distribute.synchronize_batchnorm(model)
+        if config.optimizer == "adam":
+            optimizer = tf.keras.optimizers.Adam(config.learning_rate)
+        else:
+            optimizer = tf.keras.optimizers.SGD(config.learning_rate, momentum=0.9)
+        model.compile(optimizer,
+                      tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=_metrics())
 
     history_path = os.path.join(config.output_dir, "history.csv")
     resume = _Resume(os.path.join(config.output_dir, "checkpoints"), model)
