@@ -18,7 +18,8 @@ def _binary_layers(model):
 @pytest.mark.parametrize("precision", models.PRECISIONS)
 def test_every_model_builds_in_every_precision(name, precision):
     model = models.build(name, precision)
-    _, shape, classes, _ = models.ARCHITECTURES[name]
+    arch = models.ARCHITECTURES[name]
+    shape, classes = arch.input_shape, arch.num_classes
     assert model.input_shape == (None, *shape) and model.output_shape == (None, classes)
     binary = _binary_layers(model)
     if precision == "fp":
