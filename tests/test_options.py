@@ -55,10 +55,19 @@ def test_layer_config_keys_are_the_options_of_its_scope():
     assert "input_scaling" not in bwn and "input_bits" not in bwn
 
 
-def test_strip_gives_a_config_the_float_layer_accepts():
-    config = xl.XnorConv2D(4, 3, padding="same", input_scaling=False).get_config()
-    twin = tf.keras.layers.Conv2D.from_config(BinaryOptions.strip(config))
-    assert twin.filters == 4 and twin.padding == "same"
+@pytest.mark.parametrize("layer, float_class", [
+    (xl.XnorConv2D(4, 3, padding="same", input_scaling=False), tf.keras.layers.Conv2D),
+    (xl.BinaryWeightDense(5, alpha="learned"), tf.keras.layers.Dense),
+    (lq.layers.QuantConv2D(4, 3, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                           pad_values=1.0), tf.keras.layers.Conv2D),
+])
+def test_float_twin_config_is_the_float_layers_config(layer, float_class):
+    twin = float_class.from_config(xl.float_twin_config(layer.get_config()))
+    layer.build((None, 6, 6, 3) if float_class is tf.keras.layers.Conv2D else (None, 7))
+    twin.build((None, 6, 6, 3) if float_class is tf.keras.layers.Conv2D else (None, 7))
+    assert [w.shape for w in twin.weights] == [w.shape for w in layer.weights
+                                               if "alpha_scale" not in w.name]
+    assert twin.get_config() == {**twin.get_config(), **xl.float_twin_config(layer.get_config())}
 
 
 def test_bwn_layers_refuse_input_options():

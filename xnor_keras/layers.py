@@ -22,6 +22,10 @@ defaults; channels_last only) plus keyword-only options:
 - XNOR layers only: ``input_scaling`` (K for convolutions, β for dense; False is the
   paper's "removing β" experiment) and ``input_bits`` (None for sign, or k for q_k).
 
+The options are declared once, with their values and checks, in
+`xnor_keras.options.BinaryOptions`. `float_twin_config` turns a layer's config into
+the config of the Keras float layer it mirrors.
+
 The output is y = op(q_in(I), q_w(W)), then ⊙ learned α, ⊙ K (or β), + bias,
 activation. The quantizers live in `xnor_keras.quantizers` and the scaling factors
 in `xnor_keras.scaling`; these layers only compose them.
@@ -44,10 +48,24 @@ __all__ = [
     "XnorConv2D",
     "XnorDense",
     "ALPHA_MODES",
+    "float_twin_config",
 ]
 
-# larq config entries that these layers derive from their own options.
-_DERIVED_CONFIG = ("input_quantizer", "kernel_quantizer", "pad_values", "metrics")
+# larq config entries that are not Keras arguments (these layers derive them from
+# their own options, so their configs leave them out).
+_LARQ_CONFIG = ("input_quantizer", "kernel_quantizer", "depthwise_quantizer",
+                "pointwise_quantizer", "pad_values", "metrics")
+
+
+def float_twin_config(config):
+    """A binary or larq layer's config minus larq's quantizer entries and the binary
+    options: the config of the Keras float layer it mirrors (same weights' shapes).
+
+    >>> conv = XnorConv2D(8, 3, padding="same", input_scaling=False)
+    >>> tf.keras.layers.Conv2D.from_config(float_twin_config(conv.get_config())).padding
+    'same'
+    """
+    return {k: v for k, v in BinaryOptions.strip(config).items() if k not in _LARQ_CONFIG}
 
 
 def _kernel_quantizer(alpha, weight_gradient, weight_bits):
@@ -168,7 +186,7 @@ class _BinaryLayer:
         return y
 
     def get_config(self):
-        config = {k: v for k, v in super().get_config().items() if k not in _DERIVED_CONFIG}
+        config = {k: v for k, v in super().get_config().items() if k not in _LARQ_CONFIG}
         scopes = (Scope.WEIGHT, Scope.INPUT) if self._binary_inputs else (Scope.WEIGHT,)
         config.update({name: getattr(self, name) for name in BinaryOptions.field_names(*scopes)})
         return config
