@@ -1,12 +1,17 @@
+import os
+
 import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import needs_fashion
+from xnor_keras import data
 from xnor_keras import layers as xl
 from xnor_keras import models
 from xnor_keras.models import Policy
 
+DATA = os.path.join(os.path.dirname(__file__), "data")
 BINARY_LAYERS = (xl.BinaryWeightConv2D, xl.BinaryWeightDense, xl.XnorConv2D, xl.XnorDense)
 
 
@@ -18,7 +23,8 @@ def _binary_layers(model):
 @pytest.mark.parametrize("precision", models.PRECISIONS)
 def test_every_model_builds_in_every_precision(name, precision):
     model = models.build(name, precision)
-    _, shape, classes, _ = models.ARCHITECTURES[name]
+    arch = models.ARCHITECTURES[name]
+    shape, classes = arch.input_shape, arch.num_classes
     assert model.input_shape == (None, *shape) and model.output_shape == (None, classes)
     binary = _binary_layers(model)
     if precision == "fp":
@@ -86,6 +92,20 @@ def test_summary_shows_the_binary_float_split(capsys):
     assert ratio > 0.9
 
 
+def test_summary_matches_the_stored_snapshot(capsys):
+    """larq's summary of fashion_net/xnor equals tests/data/summary_fashion_net_xnor.txt."""
+    tf.keras.backend.clear_session()  # layer names (input_1) start from 1
+    lq.models.summary(models.build("fashion_net", "xnor"))
+    out = capsys.readouterr().out
+    with open(os.path.join(DATA, "summary_fashion_net_xnor.txt"), encoding="utf-8") as f:
+        assert out == f.read()
+    # The snapshot's conv2 row, from the architecture: a 3x3 kernel, 32 -> 64 channels
+    # at 14x14 outputs, binary: 3·3·32·64 one-bit weights, 14·14 times as many MACs.
+    row = next(line for line in out.splitlines() if line.startswith("| conv2 ")).split()
+    assert row[-6:-2] == [str(3 * 3 * 32 * 64), "0", f"{3 * 3 * 32 * 64 / 8 / 1024:.2f}",
+                          str(14 * 14 * 3 * 3 * 32 * 64)]
+
+
 def test_ablation_switches_reach_the_layers():
     model = models.build("fashion_net", "xnor", alpha="learned", input_scaling=False,
                          binary_gradient=True, weight_bits=None, input_bits=2)
@@ -113,11 +133,18 @@ def test_unknown_architecture():
         models.build("vgg")
 
 
-def test_small_models_train_with_fit(rng):
-    x = rng.normal(size=(64, 28, 28, 1)).astype(np.float32)
-    y = rng.integers(0, 10, size=64)
+@needs_fashion
+def test_small_models_learn_real_images_with_fit():
+    """Every precision learns 512 real Fashion-MNIST images well above chance (10%)."""
+    train = data.load("fashion_mnist", "train", batch_size=32, limit=512, augment=False,
+                      shuffle=False)
+    test = data.load("fashion_mnist", "test", batch_size=256, limit=512)
     for precision in models.PRECISIONS:
+        tf.keras.utils.set_random_seed(0)
         model = models.build("fashion_net", precision)
-        model.compile("adam", tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        loss = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"][0]
-        assert np.isfinite(loss)
+        model.compile(tf.keras.optimizers.Adam(2e-3),
+                      tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        model.fit(train, epochs=2, verbose=0)
+        accuracy = model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+        assert accuracy > 0.4, (precision, accuracy)

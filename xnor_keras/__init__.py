@@ -42,7 +42,7 @@ def _ensure_legacy_keras():
 
 _ensure_legacy_keras()
 
-from xnor_keras import blocks, layers, quantizers, scaling  # noqa: E402
+from xnor_keras import blocks, layers, options, quantizers, scaling  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["blocks", "layers", "quantizers", "scaling"]
+__all__ = ["blocks", "layers", "options", "quantizers", "scaling"]

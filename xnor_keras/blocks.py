@@ -27,10 +27,10 @@ Example:
 import tensorflow as tf
 
 from xnor_keras import quantizers as xq
+from xnor_keras.options import BLOCK_ORDERS
 
 __all__ = ["binary_block", "BLOCK_ORDERS", "ACTIVATIONS"]
 
-BLOCK_ORDERS = ("bacp", "cbap")
 ACTIVATIONS = ("sign", "relu")
 
 

@@ -22,6 +22,10 @@ defaults; channels_last only) plus keyword-only options:
 - XNOR layers only: ``input_scaling`` (K for convolutions, β for dense; False is the
   paper's "removing β" experiment) and ``input_bits`` (None for sign, or k for q_k).
 
+The options are declared once, with their values and checks, in
+`xnor_keras.options.BinaryOptions`. `float_twin_config` turns a layer's config into
+the config of the Keras float layer it mirrors.
+
 The output is y = op(q_in(I), q_w(W)), then ⊙ learned α, ⊙ K (or β), + bias,
 activation. The quantizers live in `xnor_keras.quantizers` and the scaling factors
 in `xnor_keras.scaling`; these layers only compose them.
@@ -36,6 +40,7 @@ from larq import context
 
 from xnor_keras import quantizers as xq
 from xnor_keras import scaling
+from xnor_keras.options import ALPHA_MODES, BinaryOptions, Scope, check_option
 
 __all__ = [
     "BinaryWeightConv2D",
@@ -43,43 +48,31 @@ __all__ = [
     "XnorConv2D",
     "XnorDense",
     "ALPHA_MODES",
+    "float_twin_config",
 ]
 
-ALPHA_MODES = ("mean_abs", "learned", "none")
-
-# larq config entries that these layers derive from their own options.
-_DERIVED_CONFIG = ("input_quantizer", "kernel_quantizer", "pad_values", "metrics")
-
-
-def _register(cls):
-    tf.keras.utils.get_custom_objects()[cls.__name__] = cls
-    return cls
+# larq config entries that are not Keras arguments (these layers derive them from
+# their own options, so their configs leave them out).
+_LARQ_CONFIG = ("input_quantizer", "kernel_quantizer", "depthwise_quantizer",
+                "pointwise_quantizer", "pad_values", "metrics")
 
 
-def _check_bits(name, value):
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"{name} must be None or an integer >= 1. Received: {name}={value!r}"
-        )
+def float_twin_config(config):
+    """A binary or larq layer's config minus larq's quantizer entries and the binary
+    options: the config of the Keras float layer it mirrors (same weights' shapes).
 
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False. Received: {name}={value!r}")
+    >>> conv = XnorConv2D(8, 3, padding="same", input_scaling=False)
+    >>> tf.keras.layers.Conv2D.from_config(float_twin_config(conv.get_config())).padding
+    'same'
+    """
+    return {k: v for k, v in BinaryOptions.strip(config).items() if k not in _LARQ_CONFIG}
 
 
 def _kernel_quantizer(alpha, weight_gradient, weight_bits):
     """The weight quantizer that an ``alpha`` / gradient / bit-width choice means."""
-    if alpha not in ALPHA_MODES:
-        raise ValueError(f"alpha must be one of {ALPHA_MODES}. Received: alpha={alpha!r}")
-    if weight_gradient not in (None, *xq.WEIGHT_GRADIENTS):
-        raise ValueError(
-            f"weight_gradient must be None or one of {xq.WEIGHT_GRADIENTS}. "
-            f"Received: weight_gradient={weight_gradient!r}"
-        )
-    _check_bits("weight_bits", weight_bits)
+    check_option("alpha", alpha)
+    check_option("weight_gradient", weight_gradient, optional=True)
+    check_option("weight_bits", weight_bits)
     if weight_bits is not None:
         if alpha == "mean_abs":
             raise ValueError(
@@ -127,50 +120,43 @@ def _no_starved_weights_warning(kernel_quantizer):
 
 
 def _input_quantizer(input_bits):
-    _check_bits("input_bits", input_bits)
+    check_option("input_bits", input_bits)
     return xq.BinaryInput() if input_bits is None else xq.KBit(k=input_bits)
 
 
 class _BinaryLayer:
     """Options, weights, output path and config shared by the four binary layers.
 
-    Subclasses implement ``_product(x, kernel)`` (the convolution or matrix product on
-    quantized operands) and ``_input_scale(inputs)`` (K or β from the raw inputs).
+    A cooperative mixin: its ``__init__`` takes the binary options (keyword-only),
+    validates them, derives the larq quantizers and passes everything else up the
+    ``super().__init__`` chain to the larq layer. Subclasses implement
+    ``_product(x, kernel)`` (the convolution or matrix product on quantized
+    operands) and ``_input_scale(inputs)`` (K or β from the raw inputs).
     """
 
     _binary_inputs = False  # XNOR layers binarize (or k-bit quantize) their inputs
-    _OPTIONS = ("alpha", "weight_gradient", "binary_gradient", "weight_bits",
-                "input_scaling", "input_bits")
 
-    def _setup(self, init_locals):
-        """Validates the options and initializes the larq layer from ``locals()``.
-
-        Everything in the constructor's locals that is not an option (or ``self``,
-        ``kwargs``) is an argument of the mirrored Keras layer.
-        """
-        keras_args = {k: v for k, v in init_locals.items()
-                      if k not in (*self._OPTIONS, "self", "kwargs", "__class__")}
-        self.alpha = init_locals["alpha"]
-        self.weight_gradient = init_locals["weight_gradient"]
-        self.binary_gradient = init_locals["binary_gradient"]
-        self.weight_bits = init_locals["weight_bits"]
-        self.input_scaling = init_locals.get("input_scaling", False)
-        self.input_bits = init_locals.get("input_bits")
-        _check_bool("binary_gradient", self.binary_gradient)
-        _check_bool("input_scaling", self.input_scaling)
-        kernel_quantizer = _kernel_quantizer(self.alpha, self.weight_gradient,
-                                             self.weight_bits)
-        input_quantizer = _input_quantizer(self.input_bits) if self._binary_inputs else None
-        self._validate(keras_args)
-        with _no_starved_weights_warning(kernel_quantizer):
-            self._larq_class.__init__(
-                self, **keras_args, input_quantizer=input_quantizer,
-                kernel_quantizer=kernel_quantizer, **self._larq_extra,
-                **init_locals["kwargs"],
+    def __init__(self, *, alpha, weight_gradient, binary_gradient, weight_bits,
+                 input_scaling=None, input_bits=None, **kwargs):
+        if not self._binary_inputs and (input_scaling is not None or input_bits is not None):
+            raise TypeError(
+                f"{type(self).__name__} has float inputs: input_scaling and input_bits "
+                f"apply to XNOR layers. Received: input_scaling={input_scaling!r}, "
+                f"input_bits={input_bits!r}"
             )
-
-    def _validate(self, keras_args):
-        """Checks of the Keras arguments that a subclass needs beyond Keras' own."""
+        self.alpha = alpha
+        self.weight_gradient = weight_gradient
+        self.binary_gradient = binary_gradient
+        self.weight_bits = weight_bits
+        self.input_scaling = bool(input_scaling) if input_scaling is None else input_scaling
+        self.input_bits = input_bits
+        check_option("binary_gradient", binary_gradient)
+        check_option("input_scaling", self.input_scaling)
+        kernel_quantizer = _kernel_quantizer(alpha, weight_gradient, weight_bits)
+        input_quantizer = _input_quantizer(input_bits) if self._binary_inputs else None
+        with _no_starved_weights_warning(kernel_quantizer):
+            super().__init__(input_quantizer=input_quantizer,
+                             kernel_quantizer=kernel_quantizer, **kwargs)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -200,33 +186,26 @@ class _BinaryLayer:
         return y
 
     def get_config(self):
-        config = {k: v for k, v in super().get_config().items() if k not in _DERIVED_CONFIG}
-        config.update(
-            alpha=self.alpha,
-            weight_gradient=self.weight_gradient,
-            binary_gradient=self.binary_gradient,
-            weight_bits=self.weight_bits,
-        )
-        if self._binary_inputs:
-            config.update(input_scaling=self.input_scaling, input_bits=self.input_bits)
+        config = {k: v for k, v in super().get_config().items() if k not in _LARQ_CONFIG}
+        scopes = (Scope.WEIGHT, Scope.INPUT) if self._binary_inputs else (Scope.WEIGHT,)
+        config.update({name: getattr(self, name) for name in BinaryOptions.field_names(*scopes)})
         return config
 
 
 class _BinaryConv2D(_BinaryLayer, lq.layers.QuantConv2D):
-    _larq_class = lq.layers.QuantConv2D
-    _larq_extra = {"pad_values": 0.0}  # zero padding after binarization, as Conv2D
-
-    def _validate(self, keras_args):
-        if keras_args["data_format"] not in (None, "channels_last"):
+    def __init__(self, *, data_format=None, groups=1, **kwargs):
+        if data_format not in (None, "channels_last"):
             raise ValueError(
                 "xnor_keras layers support channels_last only. "
-                f"Received: data_format={keras_args['data_format']!r}"
+                f"Received: data_format={data_format!r}"
             )
-        if self.input_scaling and keras_args["groups"] != 1:
+        if kwargs.get("input_scaling") and groups != 1:
             raise ValueError(
                 "input_scaling (K of eq. 11) is defined for ungrouped convolutions; pass "
-                f"input_scaling=False for groups > 1. Received: groups={keras_args['groups']}"
+                f"input_scaling=False for groups > 1. Received: groups={groups}"
             )
+        # pad_values=0: zero padding after binarization, as Conv2D.
+        super().__init__(data_format=data_format, groups=groups, pad_values=0.0, **kwargs)
 
     def _product(self, x, kernel):
         return self.convolution_op(x, kernel)
@@ -242,9 +221,6 @@ class _BinaryConv2D(_BinaryLayer, lq.layers.QuantConv2D):
 
 
 class _BinaryDense(_BinaryLayer, lq.layers.QuantDense):
-    _larq_class = lq.layers.QuantDense
-    _larq_extra = {}
-
     def _product(self, x, kernel):
         if x.shape.rank == 2:
             return tf.matmul(x, kernel)
@@ -256,7 +232,7 @@ class _BinaryDense(_BinaryLayer, lq.layers.QuantDense):
         return scaling.dense_input_scale(inputs)
 
 
-@_register
+@lq.utils.register_keras_custom_object
 class BinaryWeightConv2D(_BinaryConv2D):
     """Binary-Weight-Network 2D convolution: I ⊛ (α·sign(W)) (eq. 1), float inputs.
 
@@ -279,10 +255,18 @@ class BinaryWeightConv2D(_BinaryConv2D):
                  kernel_constraint=None, bias_constraint=None, *, alpha="mean_abs",
                  weight_gradient=None, binary_gradient=False, weight_bits=None,
                  **kwargs):
-        self._setup(locals())
+        super().__init__(
+            filters=filters, kernel_size=kernel_size, strides=strides, padding=padding,
+            data_format=data_format, dilation_rate=dilation_rate, groups=groups,
+            activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+            alpha=alpha, weight_gradient=weight_gradient,
+            binary_gradient=binary_gradient, weight_bits=weight_bits, **kwargs)
 
 
-@_register
+@lq.utils.register_keras_custom_object
 class XnorConv2D(_BinaryConv2D):
     """XNOR-Network 2D convolution: (sign(I) ⊛ sign(W)) ⊙ K·α (eq. 11).
 
@@ -309,10 +293,19 @@ class XnorConv2D(_BinaryConv2D):
                  kernel_constraint=None, bias_constraint=None, *, alpha="mean_abs",
                  input_scaling=True, weight_gradient=None, binary_gradient=False,
                  weight_bits=None, input_bits=None, **kwargs):
-        self._setup(locals())
+        super().__init__(
+            filters=filters, kernel_size=kernel_size, strides=strides, padding=padding,
+            data_format=data_format, dilation_rate=dilation_rate, groups=groups,
+            activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+            alpha=alpha, weight_gradient=weight_gradient,
+            binary_gradient=binary_gradient, weight_bits=weight_bits,
+            input_scaling=input_scaling, input_bits=input_bits, **kwargs)
 
 
-@_register
+@lq.utils.register_keras_custom_object
 class BinaryWeightDense(_BinaryDense):
     """Binary-Weight-Network dense layer: X · (α·sign(W)) (eq. 1), float inputs.
 
@@ -331,10 +324,17 @@ class BinaryWeightDense(_BinaryDense):
                  activity_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, *, alpha="mean_abs", weight_gradient=None,
                  binary_gradient=False, weight_bits=None, **kwargs):
-        self._setup(locals())
+        super().__init__(
+            units=units, activation=activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            alpha=alpha, weight_gradient=weight_gradient,
+            binary_gradient=binary_gradient, weight_bits=weight_bits, **kwargs)
 
 
-@_register
+@lq.utils.register_keras_custom_object
 class XnorDense(_BinaryDense):
     """XNOR-Network dense layer: (sign(X) · sign(W)) · β·α (eq. 10).
 
@@ -357,4 +357,12 @@ class XnorDense(_BinaryDense):
                  bias_constraint=None, *, alpha="mean_abs", input_scaling=True,
                  weight_gradient=None, binary_gradient=False, weight_bits=None,
                  input_bits=None, **kwargs):
-        self._setup(locals())
+        super().__init__(
+            units=units, activation=activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            alpha=alpha, weight_gradient=weight_gradient,
+            binary_gradient=binary_gradient, weight_bits=weight_bits,
+            input_scaling=input_scaling, input_bits=input_bits, **kwargs)

@@ -16,8 +16,10 @@ and saved models load without a ``custom_object_scope``.
 
 import tensorflow as tf
 from larq import math as lq_math
-from larq.quantizers import Quantizer
+from larq import utils as lq_utils
+from larq.quantizers import _BaseQuantizer
 
+from xnor_keras.options import WEIGHT_GRADIENTS
 from xnor_keras.scaling import mean_abs_alpha
 
 __all__ = [
@@ -32,19 +34,6 @@ __all__ = [
     "WEIGHT_GRADIENTS",
 ]
 
-WEIGHT_GRADIENTS = ("paper", "ste")
-
-
-def _register(alias):
-    """Registers a class under its own name and a snake_case alias."""
-
-    def decorator(cls):
-        custom_objects = tf.keras.utils.get_custom_objects()
-        custom_objects[cls.__name__] = cls
-        custom_objects[alias] = cls
-        return cls
-
-    return decorator
 
 
 def _clipped(x, dy):
@@ -138,8 +127,8 @@ def kbit(x: tf.Tensor, *, k: int) -> tf.Tensor:
 
     Example:
 
-    >>> kbit(tf.constant([-1.0, -0.2, 0.4, 3.0]), k=2).numpy()
-    array([-1.       , -0.3333333,  0.3333333,  1.       ], dtype=float32)
+    >>> kbit(tf.constant([-1.0, -0.2, 0.4, 3.0]), k=2).numpy().round(4)
+    array([-1.    , -0.3333,  0.3333,  1.    ], dtype=float32)
     """
     _check_bits(k)
     levels = float(2**k - 1)
@@ -181,14 +170,26 @@ def binary_gradient(x: tf.Tensor) -> tf.Tensor:
     return tf.identity(x), grad
 
 
-class _XnorQuantizer(Quantizer):
-    """Shared plumbing: a larq `Quantizer` that applies ``self._fn``."""
+class _XnorQuantizer(_BaseQuantizer):
+    """Shared plumbing: a metrics-aware larq quantizer that applies ``self._fn``.
+
+    On larq's `_BaseQuantizer`, so ``larq.context.metrics_scope(["flip_ratio"])``
+    (or ``metrics=["flip_ratio"]``) tracks how many quantized values change per step;
+    ``_tracked(outputs)`` is what the metric compares (the outputs themselves, or
+    their signs where the outputs carry a float scale).
+    """
 
     def call(self, inputs):
-        return self._fn(inputs)
+        outputs = self._fn(inputs)
+        super().call(self._tracked(outputs))  # larq's metrics; returns its argument
+        return outputs
+
+    def _tracked(self, outputs):
+        return outputs
 
 
-@_register("xnor_weight")
+@lq_utils.register_alias("xnor_weight")
+@lq_utils.register_keras_custom_object
 class XnorWeight(_XnorQuantizer):
     r"""Weight quantizer W̃ = α·sign(W), α = mean|W| per output filter (eq. 6).
 
@@ -213,11 +214,16 @@ class XnorWeight(_XnorQuantizer):
     def _fn(self, inputs):
         return xnor_weight(inputs, gradient=self.gradient)
 
+    def _tracked(self, outputs):
+        # ±α_c with α_c < 1 would all cast to 0 in larq's int8 flip-ratio state.
+        return lq_math.sign(outputs)
+
     def get_config(self):
         return {**super().get_config(), "gradient": self.gradient}
 
 
-@_register("binary_input")
+@lq_utils.register_alias("binary_input")
+@lq_utils.register_keras_custom_object
 class BinaryInput(_XnorQuantizer):
     r"""Activation quantizer sign(x) with the clipped straight-through gradient.
 
@@ -233,14 +239,15 @@ class BinaryInput(_XnorQuantizer):
         return binary_input(inputs)
 
 
-@_register("k_bit")
+@lq_utils.register_alias("k_bit")
+@lq_utils.register_keras_custom_object
 class KBit(_XnorQuantizer):
     r"""The k-bit quantizer q_k on inputs clipped to [-1, 1] (see `kbit`).
 
     ``k`` is keyword-only and at least 1; ``precision`` is k. Example:
 
-    >>> KBit(k=2)(tf.constant([-0.2, 0.4])).numpy()
-    array([-0.3333333,  0.3333333], dtype=float32)
+    >>> KBit(k=2)(tf.constant([-0.2, 0.4])).numpy().round(4)
+    array([-0.3333,  0.3333], dtype=float32)
     """
 
     def __init__(self, *, k: int = 2, **kwargs):
@@ -256,7 +263,8 @@ class KBit(_XnorQuantizer):
         return {**super().get_config(), "k": self.k}
 
 
-@_register("binary_gradient")
+@lq_utils.register_alias("binary_gradient")
+@lq_utils.register_keras_custom_object
 class BinaryGradient(_XnorQuantizer):
     r"""Identity forward, binarized gradient max_i|g_i|·sign(g) backward (§3.2).
 

@@ -7,13 +7,13 @@
 Run the same command again after an interruption to resume from the last epoch.
 """
 
+import dataclasses
 import sys
 
 from absl import app, flags, logging
 
 from xnor_keras import models
-from xnor_keras.blocks import BLOCK_ORDERS
-from xnor_keras.layers import ALPHA_MODES
+from xnor_keras.options import BinaryOptions
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "fashion_net", list(models.ARCHITECTURES), "Zoo architecture.")
@@ -38,13 +38,7 @@ flags.DEFINE_float("worker_timeout", 60.0, "Seconds to wait for the other worker
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices (mirrored on CPU).")
 flags.DEFINE_integer("train_limit", None, "Use only the first N training examples.")
 flags.DEFINE_integer("eval_limit", None, "Use only the first N test examples.")
-flags.DEFINE_enum("alpha", None, list(ALPHA_MODES), "Weight scale: eq. 6, learned, or none.")
-flags.DEFINE_enum("block_order", None, list(BLOCK_ORDERS), "B-A-C-P (paper) or C-B-A-P.")
-flags.DEFINE_boolean("input_scaling", None, "Use K / β (eqs. 10-11).")
-flags.DEFINE_boolean("binary_gradient", None, "Binarize gradients (§3.2).")
-flags.DEFINE_integer("weight_bits", None, "k-bit weights instead of binary.")
-flags.DEFINE_integer("input_bits", None, "k-bit inputs instead of binary.")
-flags.DEFINE_enum("weight_gradient", None, ["paper", "ste"], "Weight gradient rule.")
+BinaryOptions.define_flags(FLAGS)
 
 
 def main(argv):
@@ -54,13 +48,9 @@ def main(argv):
     from xnor_keras import data
     from xnor_keras.training import TrainConfig, train
 
-    names = ("model", "precision", "dataset", "data_dir", "output_dir", "epochs",
-             "batch_size", "optimizer", "learning_rate", "schedule", "seed", "strategy", "tpu",
-             "sync_batchnorm", "worker_timeout", "cpu_devices", "train_limit",
-             "eval_limit", "alpha", "block_order", "input_scaling", "binary_gradient",
-             "weight_bits", "input_bits", "weight_gradient")
-    config = TrainConfig(**{name: FLAGS[name].value for name in names})
     try:
+        config = TrainConfig(**{f.name: FLAGS[f.name].value
+                                for f in dataclasses.fields(TrainConfig) if f.name in FLAGS})
         result = train(config)
     except (ValueError, data.DataUnavailableError) as error:
         print(f"xnor-train: error: {error}", file=sys.stderr)

@@ -35,6 +35,7 @@ import tempfile
 import tensorflow as tf
 
 from xnor_keras import data, distribute, models
+from xnor_keras.options import BinaryOptions
 
 __all__ = ["TrainConfig", "Recipe", "RECIPES", "recipe_for", "train", "plot_curves"]
 
@@ -84,9 +85,14 @@ SCHEDULES = ("step", "poly", "constant")
 OPTIMIZERS = ("sgd", "adam")
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything `train` needs; None fields take the model's recipe or data set defaults."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(BinaryOptions):
+    """Everything `train` needs; None fields take the model's recipe or data set defaults.
+
+    The binary options (`xnor_keras.options.BinaryOptions`: ``alpha``, ``block_order``,
+    ...) are ablation switches; None takes the precision's default (see
+    `xnor_keras.models.Policy`).
+    """
 
     model: str = "fashion_net"
     precision: str = "xnor"
@@ -108,19 +114,10 @@ class TrainConfig:
     train_limit: int | None = None
     eval_limit: int | None = None
     verbose: int | None = None
-    # Ablation switches (None: the precision's default; see xnor_keras.models.Policy).
-    alpha: str | None = None
-    block_order: str | None = None
-    input_scaling: bool | None = None
-    binary_gradient: bool | None = None
-    weight_bits: int | None = None
-    input_bits: int | None = None
-    weight_gradient: str | None = None
 
     def model_options(self):
-        names = ("alpha", "block_order", "input_scaling", "binary_gradient",
-                 "weight_bits", "input_bits", "weight_gradient")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        """The binary options given (not None), for `xnor_keras.models.build`."""
+        return self.given()
 
 
 def recipe_for(model):
@@ -154,7 +151,7 @@ def _resolve(config):
         raise ValueError(f"learning_rate must be positive. Received: learning_rate={lr}")
     return dataclasses.replace(
         config,
-        dataset=config.dataset or models.ARCHITECTURES[config.model][3],
+        dataset=config.dataset or models.ARCHITECTURES[config.model].dataset,
         epochs=config.epochs or recipe.epochs,
         batch_size=config.batch_size or recipe.batch_size,
         optimizer=optimizer,

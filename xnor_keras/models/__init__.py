@@ -6,23 +6,33 @@
 (None, 10)
 
 ``build(name, precision, **options)`` takes the ablation switches of `Policy`
-(``alpha``, ``block_order``, ``input_scaling``, ``binary_gradient``, ``weight_bits``,
-``input_bits``, ``weight_gradient``); ``input_shape`` and ``num_classes`` default to
+(the fields of `xnor_keras.options.BinaryOptions`); ``input_shape`` and ``num_classes`` default to
 the architecture's dataset.
 """
+
+from typing import Callable, NamedTuple
 
 from xnor_keras.models import architectures
 from xnor_keras.models.policy import PRECISIONS, Policy
 
-__all__ = ["ARCHITECTURES", "PRECISIONS", "Policy", "build"]
+__all__ = ["ARCHITECTURES", "Architecture", "PRECISIONS", "Policy", "build"]
 
-# name -> (builder, default input shape, default number of classes, dataset)
+
+class Architecture(NamedTuple):
+    """One zoo entry: its builder and the defaults of the data set it is trained on."""
+
+    builder: Callable
+    input_shape: tuple
+    num_classes: int
+    dataset: str
+
+
 ARCHITECTURES = {
-    "alexnet": (architectures.alexnet, (224, 224, 3), 1000, "imagenet2012"),
-    "resnet18": (architectures.resnet18, (224, 224, 3), 1000, "imagenet2012"),
-    "googlenet": (architectures.googlenet, (224, 224, 3), 1000, "imagenet2012"),
-    "cifar_net": (architectures.cifar_net, (32, 32, 3), 10, "cifar10"),
-    "fashion_net": (architectures.fashion_net, (28, 28, 1), 10, "fashion_mnist"),
+    "alexnet": Architecture(architectures.alexnet, (224, 224, 3), 1000, "imagenet2012"),
+    "resnet18": Architecture(architectures.resnet18, (224, 224, 3), 1000, "imagenet2012"),
+    "googlenet": Architecture(architectures.googlenet, (224, 224, 3), 1000, "imagenet2012"),
+    "cifar_net": Architecture(architectures.cifar_net, (32, 32, 3), 10, "cifar10"),
+    "fashion_net": Architecture(architectures.fashion_net, (28, 28, 1), 10, "fashion_mnist"),
 }
 
 
@@ -32,9 +42,9 @@ def build(name, precision="xnor", *, input_shape=None, num_classes=None, **optio
         raise ValueError(
             f"name must be one of {tuple(ARCHITECTURES)}. Received: name={name!r}"
         )
-    builder, default_shape, default_classes, _ = ARCHITECTURES[name]
-    return builder(
+    arch = ARCHITECTURES[name]
+    return arch.builder(
         Policy(precision, **options),
-        input_shape=tuple(input_shape or default_shape),
-        num_classes=num_classes or default_classes,
+        input_shape=tuple(input_shape or arch.input_shape),
+        num_classes=num_classes or arch.num_classes,
     )

@@ -23,7 +23,8 @@ Example:
 import tensorflow as tf
 
 from xnor_keras import layers as xl
-from xnor_keras.blocks import BLOCK_ORDERS, binary_block
+from xnor_keras.blocks import binary_block
+from xnor_keras.options import BinaryOptions, Scope
 from xnor_keras.quantizers import BinaryInput
 
 __all__ = ["Policy", "PRECISIONS", "classifier"]
@@ -39,40 +40,28 @@ _DEFAULTS = {
     "bnn": {"alpha": "none", "input_scaling": False, "block_order": "cbap",
             "weight_gradient": "ste", "kernel_constraint": "weight_clip"},
 }
-# Options that only make sense for precisions whose layers binarize their inputs.
-_INPUT_OPTIONS = ("input_scaling", "input_bits", "block_order")
-_WEIGHT_OPTIONS = ("alpha", "weight_gradient", "binary_gradient", "weight_bits")
 
 
 class Policy:
     """Builds the layers and blocks of one precision (see the module table)."""
 
-    def __init__(self, precision="xnor", *, alpha=None, block_order=None,
-                 input_scaling=None, binary_gradient=None, weight_bits=None,
-                 input_bits=None, weight_gradient=None):
+    def __init__(self, precision="xnor", **options):
+        """``options``: `xnor_keras.options.BinaryOptions` fields (None: the default)."""
         if precision not in PRECISIONS:
             raise ValueError(
                 f"precision must be one of {PRECISIONS}. Received: precision={precision!r}"
             )
-        given = {
-            "alpha": alpha, "block_order": block_order, "input_scaling": input_scaling,
-            "binary_gradient": binary_gradient, "weight_bits": weight_bits,
-            "input_bits": input_bits, "weight_gradient": weight_gradient,
-        }
-        given = {k: v for k, v in given.items() if v is not None}
-        allowed = () if precision == "fp" else _WEIGHT_OPTIONS
+        given = BinaryOptions(**options).given()
+        scopes = () if precision == "fp" else (Scope.WEIGHT,)
         if precision in ("xnor", "bnn"):
-            allowed += _INPUT_OPTIONS
+            scopes += (Scope.INPUT, Scope.BLOCK)
+        allowed = BinaryOptions.field_names(*scopes) if scopes else ()
         for key, value in given.items():
             if key not in allowed:
                 raise ValueError(
                     f"{key} does not apply to precision={precision!r} models. "
                     f"Received: {key}={value!r}"
                 )
-        if given.get("block_order", "bacp") not in BLOCK_ORDERS:
-            raise ValueError(
-                f"block_order must be one of {BLOCK_ORDERS}. Received: block_order={block_order!r}"
-            )
         self.precision = precision
         self.options = {**_DEFAULTS[precision], **given}
         self.block_order = self.options.pop("block_order", "cbap")
