@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec .venv/bin/python -m xnor_keras.main_job "$@"
+exec .venv/bin/python -m deploy.pipeline "$@"
