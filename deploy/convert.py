@@ -263,6 +263,7 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
     """
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
+    import xnor_keras  # its __version__ goes into the metadata
     from deploy.lowering import lower
     import larq_compute_engine as lce
     import tensorflow as tf
