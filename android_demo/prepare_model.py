@@ -6,7 +6,7 @@ Which model (first match):
    metadata, or a ``model_spec.json`` beside it, gives the preprocessing and labels) or a
    Keras model (``.keras``/``.h5``), which is converted;
 2. the main job's trained default model: ``runs/main/model.tflite``, else
-   ``runs/main/model.keras`` (``python -m xnor_keras.main_job``);
+   ``runs/main/model.keras`` (``python -m deploy.pipeline``);
 3. else a freshly built, UNTRAINED ``fashion_net`` XNOR model (random weights), clearly
    labelled as such in the build output and in the app.
 

@@ -74,7 +74,6 @@ class BenchResult:
 
 
 def _float_layer(layer):
-    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
     from larq.quantizers import Quantizer
 
@@ -103,7 +102,6 @@ def _float_layer(layer):
 
 def float_twin(model):
     """``model`` with binary layers replaced by float ones (fresh random weights)."""
-    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     return tf.keras.models.clone_model(model, clone_function=_float_layer)
@@ -111,7 +109,6 @@ def float_twin(model):
 
 def twin_flatbuffers(model, *, int8=True, calibration_samples=8, seed=0) -> dict:
     """{"float32": bytes, "int8": bytes} TFLite models of ``float_twin(model)``."""
-    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     twin = float_twin(model)
@@ -158,7 +155,7 @@ def time_interleaved(runners, x, *, runs=20, warmup=3, progress=True) -> dict:
 
 
 def _keras_model(metadata, model_path, path):
-    from deploy.convert import load_keras_model
+    from deploy.keras_model import load_keras_model
 
     if model_path is not None:
         return load_keras_model(model_path)
@@ -166,7 +163,7 @@ def _keras_model(metadata, model_path, path):
     if not config:
         raise DeployError(f"{path} has no Keras architecture in its metadata (not written by "
                           "xnor-deploy convert): pass --model to build the float twins")
-    import xnor_keras  # noqa: F401
+    import xnor_keras  # noqa: F401  (registers xnor_keras's layers for the architecture)
     import larq  # noqa: F401
     import tensorflow as tf
 
@@ -186,7 +183,6 @@ def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="auto", mod
             raise DeployError(f"{name} must be an integer >= {minimum}. Received: {value!r}")
     tflite, flatbuffer = load_tflite(tflite_path)
     metadata = read_metadata(tflite, tflite_path)
-    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     from deploy.runtime import make_interpreter
 
     binary = make_interpreter(flatbuffer, runtime, num_threads=threads)

@@ -31,7 +31,8 @@ import numpy as np
 
 from deploy import report as report_lib
 from deploy.artifacts import METADATA_NAME
-from deploy.errors import DeployError
+from deploy.errors import DeployError, first_line
+from deploy.keras_model import load_keras_model
 from deploy.tflite_model import TFLiteModel
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
 # User-facing target → LCE converter target.
 TARGETS = {"arm64": "arm", "x86_64": "arm", "xcore": "xcore"}
 METADATA_FORMAT = "xnor_keras.deploy/1"
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 @dataclasses.dataclass
@@ -78,42 +78,6 @@ def atomic_write(path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
-def load_keras_model(path):
-    """Loads a Keras model saved as ``.keras``, ``.h5`` or a SavedModel directory.
-
-    xnor_keras's and larq's layers are registered on import, so no custom object
-    scope is needed. Raises `DeployError` with one line for anything that is not a
-    loadable Keras model.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DeployError(f"{path}: no such file or directory")
-    if os.path.isdir(path):
-        if not os.path.exists(os.path.join(path, "saved_model.pb")):
-            raise DeployError(f"{path} is a directory but not a SavedModel (no saved_model.pb)")
-    elif not path.lower().endswith(MODEL_SUFFIXES):
-        raise DeployError(f"{path}: not a Keras model file (expected .keras, .h5 or a "
-                          "SavedModel directory)")
-    import xnor_keras  # noqa: F401  (legacy Keras, custom objects)
-    import larq  # noqa: F401  (registers larq's layers and quantizers)
-    import tensorflow as tf
-
-    try:
-        model = tf.keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for bad files
-        raise DeployError(f"{path}: cannot load it as a Keras model "
-                          f"({type(error).__name__}: {_first_line(error)})") from None
-    if not isinstance(model, tf.keras.Model) or not hasattr(model, "_nodes_by_depth"):
-        raise DeployError(f"{path}: not a functional or Sequential Keras model (subclassed "
-                          "models cannot be converted; rebuild with the functional API)")
-    return model
 
 
 def _infer_dataset(model, sidecar):
@@ -176,7 +140,7 @@ def _dataset_info(model, dataset, labels_path, sidecar):
             spec = spec or data.preprocessing_spec(dataset)
             labels = sidecar.get("class_names") or list(data.class_names(dataset))
         except (ValueError, data.DataUnavailableError, OSError) as error:
-            raise DeployError(f"--dataset {dataset!r}: {_first_line(error)}") from None
+            raise DeployError(f"--dataset {dataset!r}: {first_line(error)}") from None
         shape = list(model.inputs[0].shape[1:])
         if list(spec["input_shape"]) != shape:
             raise DeployError(f"dataset {dataset!r} has inputs {spec['input_shape']} but the "
@@ -276,7 +240,6 @@ def _check_binary_layers(tflite, plans, found, *, allow_float_fallback):
 
 
 def _lce_convert(lowered, lce_target):
-    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import larq_compute_engine as lce
     import tensorflow as tf
 
@@ -287,7 +250,7 @@ def _lce_convert(lowered, lce_target):
             return lce.convert_saved_model(directory, target=lce_target)
         except Exception as error:
             raise DeployError(f"larq-compute-engine could not convert the model: "
-                              f"{_first_line(error)}") from None
+                              f"{first_line(error)}") from None
 
 
 def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=None,
@@ -300,7 +263,7 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
     """
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
-    import xnor_keras  # legacy Keras 2 before TensorFlow loads
+    import xnor_keras  # its __version__ goes into the metadata
     from deploy.lowering import lower
     import larq_compute_engine as lce
     import tensorflow as tf

@@ -54,7 +54,6 @@ def theoretical_speedup(c: int, n_w: int) -> float:
 
 
 def _binarizable(layer) -> bool:
-    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     return isinstance(layer, (tf.keras.layers.Conv2D, tf.keras.layers.Dense))
@@ -87,7 +86,6 @@ def weight_memory(model, *, first_last_float=False) -> dict:
 
 
 def _all_layers(model):
-    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     for layer in model.layers:
@@ -99,7 +97,6 @@ def _all_layers(model):
 
 def _conv_flatbuffers(c, k, *, seed=0):
     """(binary LCE flatbuffer, float TFLite flatbuffer) of one 14×14 conv layer."""
-    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import larq_compute_engine as lce
     import tensorflow as tf
     from larq import math as lq_math
@@ -158,7 +155,6 @@ def measure_conv_speedup(c, k, *, runs=30, warmup=3, runtime="lce") -> SpeedupPo
 
 
 def _memory_table():
-    import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
     import tensorflow as tf
 
     from xnor_keras import models

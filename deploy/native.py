@@ -37,15 +37,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 from concurrent import futures
 from pathlib import Path
 
-import numpy as np
-
 from deploy.errors import DeployError
-from deploy.runtime import dequantize, quantization_params, quantize
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
+from deploy.tflite_runner import TFLiteRunner, load_interpreter
 
 __all__ = [
     "NATIVE_DIR",
@@ -233,60 +230,28 @@ def tflite_interpreter(flatbuffer: bytes, *, num_threads: int = 1, isa: str | No
     Float ops run on TFLite's builtin kernels, on XNNPACK when ``use_xnnpack`` (TFLite's
     default). ``interpreter.xnor_keras_delegate`` is the delegate (see `delegate_report`).
     """
-    import tensorflow as tf
-    from tensorflow.lite.python.interpreter import OpResolverType
-
     _check_threads(num_threads)
     _check_ops(flatbuffer)
     delegate = load_delegate(isa=isa)
-    resolver = OpResolverType.AUTO if use_xnnpack else \
-        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    try:
-        with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
-            warnings.simplefilter("ignore")
-            interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=num_threads,
-                                              experimental_delegates=[delegate],
-                                              experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
-    except (RuntimeError, ValueError) as error:
-        lines = [line for line in str(error).strip().splitlines() if line.strip()]
-        raise DeployError(f"the native runtime cannot load this model: "
-                          f"{lines[0] if lines else error}") from None
+    interpreter = load_interpreter(flatbuffer, num_threads=num_threads, delegates=[delegate],
+                                   use_xnnpack=use_xnnpack, what="the native runtime")
     interpreter.xnor_keras_delegate = delegate
     return interpreter
 
 
-class NativeRunner:
+class NativeRunner(TFLiteRunner):
     """``run(x)``: float32 (1, H, W, C) → float32 output; int8 models are (de)quantized."""
 
     name = "native"
 
     def __init__(self, flatbuffer: bytes, *, num_threads: int = 1, isa: str | None = None):
-        self.interpreter = tflite_interpreter(flatbuffer, num_threads=num_threads, isa=isa)
-        details_in = self.interpreter.get_input_details()
-        details_out = self.interpreter.get_output_details()
-        if len(details_in) != 1 or len(details_out) != 1:
-            raise DeployError(f"models with {len(details_in)} inputs / {len(details_out)} "
-                              "outputs are not supported")
-        self._input, self._output = details_in[0], details_out[0]
-        self._quant_in = quantization_params(self._input["dtype"], *self._input["quantization"])
-        self._quant_out = quantization_params(self._output["dtype"], *self._output["quantization"])
-        self.input_shape = tuple(int(d) for d in self._input["shape"])
-        self.output_shape = tuple(int(d) for d in self._output["shape"])
+        super().__init__(tflite_interpreter(flatbuffer, num_threads=num_threads, isa=isa),
+                         num_threads=num_threads)
 
     @property
     def kernels(self) -> dict:
         """Which kernels ran: ISA, threads and the LCE nodes the library executes."""
         return delegate_report(self.interpreter.xnor_keras_delegate)
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float32)
-        if x.shape != self.input_shape:
-            raise DeployError(f"input shape {x.shape} does not match the model's "
-                              f"{self.input_shape}")
-        self.interpreter.set_tensor(self._input["index"], quantize(x, self._quant_in))
-        self.interpreter.invoke()
-        return dequantize(self.interpreter.get_tensor(self._output["index"]), self._quant_out)
 
 
 def make_interpreter(flatbuffer: bytes, *, num_threads: int = 1,

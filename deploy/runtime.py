@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import importlib
 import platform
-import warnings
 
 import numpy as np
 
 from deploy.errors import DeployError
+from deploy.int8 import dequantize, quantization_params, quantize
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
+from deploy.tflite_runner import TFLiteRunner, load_interpreter
 
-__all__ = ["RUNTIMES", "Runner", "default_runtime", "make_interpreter", "quantization_params",
-           "quantize", "dequantize"]
+__all__ = ["RUNTIMES", "Runner", "default_runtime", "make_interpreter"]
 
 RUNTIMES = ("lce", "lce-default", "lce-reference", "tflite", "native", "auto")
 
@@ -68,7 +68,6 @@ class Runner:
 
 class _LceRunner(Runner):
     def __init__(self, flatbuffer, name, num_threads, options):
-        import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
         self.name = name
@@ -102,38 +101,12 @@ class _LceRunner(Runner):
         return dequantize(self._raw.predict([x])[0], self._quant_out)
 
 
-class _TFLiteRunner(Runner):
-    name = "tflite"
+class _TFLiteRunner(TFLiteRunner, Runner):
+    """The ``tflite`` runtime: stock TensorFlow Lite with XNNPACK."""
 
     def __init__(self, flatbuffer, num_threads):
-        import xnor_keras  # noqa: F401  (legacy Keras 2 before TensorFlow loads)
-        import tensorflow as tf
-
-        try:
-            with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
-                warnings.simplefilter("ignore", UserWarning)
-                self._interpreter = tf.lite.Interpreter(model_content=flatbuffer,
-                                                        num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        except (RuntimeError, ValueError) as error:
-            raise DeployError(f"TensorFlow Lite cannot load this model: "
-                              f"{str(error).strip().splitlines()[-1]}") from None
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self.input_shape = tuple(self._input["shape"])
-        self.output_shape = tuple(self._output["shape"])
-        self._quant_in = quantization_params(self._input["dtype"], *self._input["quantization"])
-        self._quant_out = quantization_params(self._output["dtype"], *self._output["quantization"])
-        self._threads = num_threads
-
-    def describe(self):
-        return f"stock TensorFlow Lite with XNNPACK, {self._threads} thread(s)"
-
-    def run(self, x):
-        self._interpreter.set_tensor(self._input["index"],
-                                     quantize(np.asarray(x, np.float32), self._quant_in))
-        self._interpreter.invoke()
-        return dequantize(self._interpreter.get_tensor(self._output["index"]), self._quant_out)
+        super().__init__(load_interpreter(flatbuffer, num_threads=num_threads),
+                         num_threads=num_threads)
 
 
 class _NativeRunner(Runner):
@@ -162,38 +135,6 @@ class _NativeRunner(Runner):
                           if count)
         return (f"xnor_keras C++ kernels ({info['isa']}, {info['threads']} thread(s)) "
                 f"for {nodes or 'no LCE ops'}; float ops on stock TensorFlow Lite with XNNPACK")
-
-
-def quantization_params(dtype, scale, zero_point):
-    """``(dtype, scale, zero_point)`` of an int8/uint8 tensor, ``None`` for float ones.
-
-    ``scale``/``zero_point`` may be scalars or the per-tensor lists TFLite reports.
-    """
-    dtype = np.dtype(dtype)
-    if dtype.kind not in "iu" or dtype.itemsize != 1:
-        return None
-    if isinstance(scale, (list, tuple)):
-        scale = scale[0] if scale else 0.0
-    if isinstance(zero_point, (list, tuple)):
-        zero_point = zero_point[0] if zero_point else 0
-    return dtype, float(scale or 1.0), int(zero_point or 0)
-
-
-def quantize(x, quant):
-    """float32 ``x`` → the tensor's integer type: round(x / scale) + zero_point, clipped."""
-    if quant is None:
-        return x
-    dtype, scale, zero_point = quant
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
-
-
-def dequantize(y, quant):
-    """An integer tensor → float32: (y − zero_point)·scale; float tensors pass through."""
-    if quant is None:
-        return np.asarray(y, np.float32)
-    _, scale, zero_point = quant
-    return ((np.asarray(y, np.float32) - zero_point) * scale).astype(np.float32)
 
 
 def default_runtime() -> str:

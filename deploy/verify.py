@@ -149,7 +149,7 @@ def verify_files(model_path, tflite_path, *, data=None, images=None, n=None, see
         from deploy.inputs import image_files
 
         files = image_files(images)
-    from deploy.convert import load_keras_model
+    from deploy.keras_model import load_keras_model
     from deploy.inputs import dataset_inputs, load_inputs, random_inputs
     from deploy.runtime import make_interpreter
 

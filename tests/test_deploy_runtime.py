@@ -13,8 +13,8 @@ import tensorflow as tf
 from deploy import native
 from deploy.errors import DeployError
 from deploy.tflite_model import TFLiteModel
-from deploy.runtime import (RUNTIMES, default_runtime, dequantize, make_interpreter,
-                            quantization_params, quantize)
+from deploy.int8 import dequantize, quantization_params, quantize
+from deploy.runtime import RUNTIMES, default_runtime, make_interpreter
 
 
 @pytest.fixture(scope="module")

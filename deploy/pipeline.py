@@ -9,7 +9,10 @@
    float32 and int8 twins on stock TFLite, interleaved;
 6. prints a short table and writes it to ``<output_dir>/report.md`` (and ``.json``).
 
-    python -m xnor_keras.main_job [--epochs=3] [--output_dir=runs/main]
+    python -m deploy.pipeline [--epochs=3] [--output_dir=runs/main]
+
+The deploy side owns this job (it imports the training package, never the reverse);
+``scripts/main.sh`` starts it.
 """
 
 import json
@@ -58,7 +61,7 @@ def run_main_job(*, output_dir, epochs, precision="xnor", target="arm64", verify
     ``train_limit`` trains on the first that many training images only (a smoke run).
     """
     from deploy.bench import bench_file
-    from deploy.convert import convert_file
+    from deploy.convert import atomic_write, convert_file
     from deploy.verify import verify_files
     from xnor_keras.training import TrainConfig, train
 
@@ -109,10 +112,8 @@ def run_main_job(*, output_dir, epochs, precision="xnor", target="arm64", verify
     }
     table = format_report(report, base)
     print(table)
-    with open(os.path.join(output_dir, "report.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(output_dir, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    atomic_write(os.path.join(output_dir, "report.md"), table.encode())
+    atomic_write(os.path.join(output_dir, "report.json"), json.dumps(report, indent=2).encode())
     return report
 
 
