@@ -63,7 +63,7 @@ def run_one(name, precision, n, out_dir, threads, options=None, diagnose=False):
     options = options or {}
     model = models.build(name, precision, **options)
     shape = tuple(model.inputs[0].shape[1:])
-    dataset = models.ARCHITECTURES[name][3]
+    dataset = models.ARCHITECTURES[name].dataset
     if dataset == "fashion_mnist":
         x = dataset_inputs("fashion_mnist", n, shape)
         source = "Fashion-MNIST test images"

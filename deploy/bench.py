@@ -32,9 +32,6 @@ from deploy.errors import DeployError
 
 __all__ = ["BenchResult", "float_twin", "twin_flatbuffers", "time_interleaved", "bench_file"]
 
-_FLOAT_KEYS_DROP = ("input_quantizer", "kernel_quantizer", "depthwise_quantizer",
-                    "pointwise_quantizer", "pad_values", "metrics", "alpha", "input_scaling",
-                    "weight_gradient", "binary_gradient", "weight_bits", "input_bits")
 
 
 @dataclasses.dataclass
@@ -83,6 +80,8 @@ def _float_layer(layer):
         return layer.__class__.from_config(layer.get_config())
     import larq as lq
 
+    from xnor_keras.layers import float_twin_config
+
     bases = [(lq.layers.QuantConv2D, tf.keras.layers.Conv2D),
              (lq.layers.QuantDense, tf.keras.layers.Dense),
              (lq.layers.QuantDepthwiseConv2D, tf.keras.layers.DepthwiseConv2D),
@@ -95,8 +94,7 @@ def _float_layer(layer):
                           f"({type(layer).__name__})")
     accepted = set(py_inspect.signature(base.__init__).parameters) | {"name", "trainable",
                                                                       "dtype"}
-    config = {k: v for k, v in layer.get_config().items()
-              if k in accepted and k not in _FLOAT_KEYS_DROP}
+    config = {k: v for k, v in float_twin_config(layer.get_config()).items() if k in accepted}
     return base.from_config(config)
 
 

@@ -86,11 +86,11 @@ def _infer_dataset(model, sidecar):
         return sidecar["dataset"], "model.json next to the model"
     from xnor_keras import models
 
-    base = re.sub(r"_(fp|bwn|xnor|bc|bnn)$", "", model.name)
-    for arch, (_, _, _, dataset) in models.ARCHITECTURES.items():
-        if base in (arch, arch.removesuffix("_net")):
-            return dataset, f"model name {model.name!r}"
-    by_shape = {(224, 224, 3): "imagenet2012", (32, 32, 3): "cifar10", (28, 28, 1): "fashion_mnist"}
+    base = re.sub(rf"_({'|'.join(models.PRECISIONS)})$", "", model.name)
+    for name, arch in models.ARCHITECTURES.items():
+        if base in (name, name.removesuffix("_net")):
+            return arch.dataset, f"model name {model.name!r}"
+    by_shape = {tuple(a.input_shape): a.dataset for a in models.ARCHITECTURES.values()}
     shape = tuple(model.inputs[0].shape[1:])
     if shape in by_shape:
         return by_shape[shape], f"input shape {shape} (pass --dataset to override)"
