@@ -46,6 +46,7 @@ import numpy as np
 from deploy.errors import DeployError
 from deploy.runtime import dequantize, quantization_params, quantize
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
+from deploy.validation import validate_bytes
 
 __all__ = [
     "NATIVE_DIR",
@@ -237,6 +238,7 @@ def tflite_interpreter(flatbuffer: bytes, *, num_threads: int = 1, isa: str | No
     from tensorflow.lite.python.interpreter import OpResolverType
 
     _check_threads(num_threads)
+    validate_bytes(flatbuffer)
     _check_ops(flatbuffer)
     delegate = load_delegate(isa=isa)
     resolver = OpResolverType.AUTO if use_xnnpack else \

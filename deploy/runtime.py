@@ -37,6 +37,7 @@ import numpy as np
 
 from deploy.errors import DeployError
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
+from deploy.validation import validate
 
 __all__ = ["RUNTIMES", "Runner", "default_runtime", "make_interpreter", "quantization_params",
            "quantize", "dequantize"]
@@ -226,6 +227,7 @@ def make_interpreter(flatbuffer: bytes, runtime: str = "lce", *, num_threads: in
         model = TFLiteModel(flatbuffer)
     except TFLiteFormatError as error:
         raise DeployError(str(error)) from None
+    validate(model)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise DeployError(f"models with {len(model.inputs)} inputs / {len(model.outputs)} "
                           "outputs are not supported")
