@@ -9,6 +9,8 @@ on the parsed `TFLiteModel` (no TensorFlow import), everything a runtime relies 
   constant tensor's buffer holding exactly prod(shape)·itemsize bytes;
 - `check_graph`: tensor types known, shapes non-negative, every op has an output, the
   graph has inputs and outputs;
+- `check_metadata`: the input/output shapes the deploy metadata records (what the
+  Keras twins of ``bench`` and ``verify`` take) are the graph's;
 - `check_lce_ops`: the custom options of every LCE op (``LceBconv2d``,
   ``LceQuantize``, ``LceDequantize``, ``LceBMaxPool2d``) against what the op reads,
   and their tensors' shapes and types (bitpacked int32 last axis = ceil(C/32)).
@@ -31,7 +33,7 @@ from deploy.errors import DeployError
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel, schema
 
 __all__ = ["Problem", "ValidationError", "validate", "validate_bytes", "problems",
-           "check_graph", "check_lce_ops"]
+           "check_graph", "check_metadata", "check_lce_ops"]
 
 _TYPE_NAMES = {k for k in vars(schema.TensorType) if not k.startswith("_")}
 _PADDING = (0, 1)  # schema.Padding: SAME, VALID
@@ -85,7 +87,27 @@ def problems(tflite: TFLiteModel) -> list[Problem]:
     found = check_graph(tflite)
     if found:  # later checks index tensors
         return found
-    return check_lce_ops(tflite)
+    return check_metadata(tflite) + check_lce_ops(tflite)
+
+
+def check_metadata(tflite: TFLiteModel) -> list[Problem]:
+    """The graph's input and output shapes are the ones the deploy metadata records."""
+    from deploy.artifacts import METADATA_NAME  # artifacts calls this module
+
+    try:
+        metadata = tflite.json_metadata(METADATA_NAME)
+    except TFLiteFormatError as error:
+        return [Problem(str(error))]
+    if not isinstance(metadata, dict):
+        return [] if metadata is None else [Problem(f"metadata {METADATA_NAME!r} is not a "
+                                                    "JSON object")]
+    found = []
+    for key, tensors in (("input", tflite.inputs), ("output", tflite.outputs)):
+        recorded = (metadata.get(key) or {}).get("shape")
+        if recorded is not None and (len(tensors) != 1 or list(tensors[0].shape) != recorded):
+            found.append(Problem(f"the graph's {key} shape {[list(t.shape) for t in tensors]} "
+                                 f"is not the {recorded} its metadata records"))
+    return found
 
 
 def check_graph(tflite: TFLiteModel) -> list[Problem]:

@@ -165,6 +165,13 @@ def test_unknown_tensor_type(good, tmp_path):
     _rejected(_edit(good, edit), tmp_path, "tensor 0 has unknown type 99")
 
 
+def test_graph_input_shape_against_metadata(good, tmp_path):
+    def edit(model_t, parsed):
+        model_t.subgraphs[0].tensors[parsed.inputs[0].index].shape = [1, 28, 28, 3]
+    _rejected(_edit(good, edit), tmp_path,
+              "the graph's input shape [[1, 28, 28, 3]] is not the [1, 28, 28, 1] its metadata")
+
+
 def test_parser_checks_indices_and_buffer_sizes(good, tmp_path):
     """The checks that live in the parser are reached through load_tflite too."""
     model = TFLiteModel(good)
