@@ -9,6 +9,9 @@ on the parsed `TFLiteModel` (no TensorFlow import), everything a runtime relies 
   constant tensor's buffer holding exactly prod(shape)·itemsize bytes;
 - `check_graph`: tensor types known, shapes non-negative, every op has an output, the
   graph has inputs and outputs;
+- `check_dataflow`: every op reads constants, graph inputs or what an earlier op wrote
+  (a runtime would read unset memory), writes non-constant tensors no other op writes,
+  and omits (-1) only optional inputs;
 - `check_metadata`: the input/output shapes the deploy metadata records (what the
   Keras twins of ``bench`` and ``verify`` take) are the graph's;
 - `check_lce_ops`: the custom options of every LCE op (``LceBconv2d``,
@@ -33,7 +36,7 @@ from deploy.errors import DeployError
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel, schema
 
 __all__ = ["Problem", "ValidationError", "validate", "validate_bytes", "problems",
-           "check_graph", "check_metadata", "check_lce_ops"]
+           "check_graph", "check_dataflow", "check_metadata", "check_lce_ops"]
 
 _TYPE_NAMES = {k for k in vars(schema.TensorType) if not k.startswith("_")}
 _PADDING = (0, 1)  # schema.Padding: SAME, VALID
@@ -87,7 +90,35 @@ def problems(tflite: TFLiteModel) -> list[Problem]:
     found = check_graph(tflite)
     if found:  # later checks index tensors
         return found
-    return check_metadata(tflite) + check_lce_ops(tflite)
+    return check_dataflow(tflite) + check_metadata(tflite) + check_lce_ops(tflite)
+
+
+# The first input slot an op may omit (-1): biases and LceBconv2d's post-activation tensors.
+_OPTIONAL_FROM = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2,
+                  "TRANSPOSE_CONV": 3, "LceBconv2d": 2}
+
+
+def check_dataflow(tflite: TFLiteModel) -> list[Problem]:
+    """Ops in execution order read only defined tensors and write fresh ones."""
+    found = []
+    defined = {t.index for t in tflite.tensors if t.constant} | {t.index for t in tflite.inputs}
+    for op in tflite.ops:
+        optional = _OPTIONAL_FROM.get(op.name, len(op.inputs))
+        for slot, index in enumerate(op.inputs):
+            if index < 0 and slot < optional:
+                found.append(Problem(f"required input {slot} is omitted", op.index, op.name))
+            elif index >= 0 and index not in defined:
+                found.append(Problem(f"input {slot} reads tensor {index} before any op writes "
+                                     "it", op.index, op.name))
+        for index in op.outputs:
+            if index in defined:
+                found.append(Problem(f"writes tensor {index}, a constant, graph input or "
+                                     "another op's output", op.index, op.name))
+            defined.add(index)
+    for tensor in tflite.outputs:
+        if tensor.index not in defined:
+            found.append(Problem(f"graph output {tensor.index} is never written"))
+    return found
 
 
 def check_metadata(tflite: TFLiteModel) -> list[Problem]:

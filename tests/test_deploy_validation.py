@@ -165,6 +165,25 @@ def test_unknown_tensor_type(good, tmp_path):
     _rejected(_edit(good, edit), tmp_path, "tensor 0 has unknown type 99")
 
 
+def test_dataflow(good, tmp_path):
+    model = TFLiteModel(good)
+    op = model.ops[_first(model, "LceBconv2d")]
+    later = model.ops[-1].outputs[0]
+
+    def omitted(model_t, parsed):
+        model_t.subgraphs[0].operators[op.index].inputs[0] = -1
+    _rejected(_edit(good, omitted), tmp_path, f"node {op.index} (LceBconv2d): required input 0 "
+              "is omitted")
+
+    def reads_later(model_t, parsed):
+        model_t.subgraphs[0].operators[op.index].inputs[0] = later
+    _rejected(_edit(good, reads_later), tmp_path, f"input 0 reads tensor {later} before any op")
+
+    def writes_twice(model_t, parsed):
+        model_t.subgraphs[0].operators[op.index].outputs[0] = op.inputs[1]
+    _rejected(_edit(good, writes_twice), tmp_path, f"writes tensor {op.inputs[1]}, a constant")
+
+
 def test_graph_input_shape_against_metadata(good, tmp_path):
     def edit(model_t, parsed):
         model_t.subgraphs[0].tensors[parsed.inputs[0].index].shape = [1, 28, 28, 3]
