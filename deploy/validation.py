@@ -12,6 +12,8 @@ on the parsed `TFLiteModel` (no TensorFlow import), everything a runtime relies 
 - `check_dataflow`: every op reads constants, graph inputs or what an earlier op wrote
   (a runtime would read unset memory), writes non-constant tensors no other op writes,
   and omits (-1) only optional inputs;
+- `check_builtin_ranks`: convolutions and products have the inputs (and ranks) their
+  kernels index;
 - `check_metadata`: the input/output shapes the deploy metadata records (what the
   Keras twins of ``bench`` and ``verify`` take) are the graph's;
 - `check_lce_ops`: the custom options of every LCE op (``LceBconv2d``,
@@ -36,7 +38,8 @@ from deploy.errors import DeployError
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel, schema
 
 __all__ = ["Problem", "ValidationError", "validate", "validate_bytes", "problems",
-           "check_graph", "check_dataflow", "check_metadata", "check_lce_ops"]
+           "check_graph", "check_dataflow", "check_builtin_ranks",
+           "check_metadata", "check_lce_ops"]
 
 _TYPE_NAMES = {k for k in vars(schema.TensorType) if not k.startswith("_")}
 _PADDING = (0, 1)  # schema.Padding: SAME, VALID
@@ -90,7 +93,28 @@ def problems(tflite: TFLiteModel) -> list[Problem]:
     found = check_graph(tflite)
     if found:  # later checks index tensors
         return found
-    return check_dataflow(tflite) + check_metadata(tflite) + check_lce_ops(tflite)
+    return (check_dataflow(tflite) + check_builtin_ranks(tflite) + check_metadata(tflite)
+            + check_lce_ops(tflite))
+
+
+# (input slot, minimum rank) that builtin ops' kernels and `TFLiteModel.op_macs` index.
+_BUILTIN_RANKS = {"CONV_2D": ((0, 4), (1, 4)), "DEPTHWISE_CONV_2D": ((0, 4), (1, 4)),
+                  "TRANSPOSE_CONV": ((1, 4), (2, 4)), "FULLY_CONNECTED": ((0, 1), (1, 2)),
+                  "BATCH_MATMUL": ((0, 2), (1, 2))}
+
+
+def check_builtin_ranks(tflite: TFLiteModel) -> list[Problem]:
+    """Convolutions and products have their inputs, of the ranks their kernels index."""
+    found = []
+    for op in tflite.ops:
+        for slot, rank in _BUILTIN_RANKS.get(op.name, ()):
+            if slot >= len(op.inputs) or op.inputs[slot] < 0:
+                found.append(Problem(f"input {slot} is missing", op.index, op.name))
+            elif len(tflite.tensors[op.inputs[slot]].shape) < rank:
+                found.append(Problem(f"input {slot} has shape "
+                                     f"{list(tflite.tensors[op.inputs[slot]].shape)}, needs "
+                                     f"rank >= {rank}", op.index, op.name))
+    return found
 
 
 # The first input slot an op may omit (-1): biases and LceBconv2d's post-activation tensors.

@@ -184,6 +184,16 @@ def test_dataflow(good, tmp_path):
     _rejected(_edit(good, writes_twice), tmp_path, f"writes tensor {op.inputs[1]}, a constant")
 
 
+def test_builtin_ranks(good, tmp_path):
+    model = TFLiteModel(good)
+    conv = model.ops[_first(model, "CONV_2D")]
+
+    def bias_as_filter(model_t, parsed):
+        model_t.subgraphs[0].operators[conv.index].inputs[1] = conv.inputs[2]
+    _rejected(_edit(good, bias_as_filter), tmp_path,
+              f"node {conv.index} (CONV_2D): input 1 has shape", "needs rank >= 4")
+
+
 def test_graph_input_shape_against_metadata(good, tmp_path):
     def edit(model_t, parsed):
         model_t.subgraphs[0].tensors[parsed.inputs[0].index].shape = [1, 28, 28, 3]
