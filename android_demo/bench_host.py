@@ -24,6 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
+from deploy.validation import validate_bytes  # noqa: E402
+
 FLAGS = flags.FLAGS
 HERE = os.path.dirname(os.path.abspath(__file__))
 flags.DEFINE_string("model", os.path.join(HERE, "build", "assets", "model.tflite"),
@@ -42,7 +44,7 @@ def main(argv):
               file=sys.stderr)
         return 2
     with open(FLAGS.model, "rb") as f:
-        flatbuffer = f.read()
+        flatbuffer = validate_bytes(f.read(), path=FLAGS.model)
     lce = Interpreter(flatbuffer, num_threads=1, use_reference_bconv=False,
                       use_indirect_bgemm=True, use_xnnpack=False)
     shape = lce.input_shapes[0]

@@ -28,6 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags, logging  # noqa: E402
 
+from deploy.validation import validate_bytes  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("n", 5, "Random inputs per model.")
 flags.DEFINE_list("models", None, "Architectures (default: the whole zoo).")
@@ -71,6 +73,7 @@ def _lce(flatbuffer, inputs, reference_kernel=False):
     import numpy as np
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
+    validate_bytes(flatbuffer)
     interpreter = Interpreter(flatbuffer, num_threads=1, use_reference_bconv=reference_kernel,
                               use_indirect_bgemm=not reference_kernel, use_xnnpack=False)
     return np.stack([interpreter.predict(x[None])[0] for x in inputs])

@@ -48,6 +48,7 @@ from absl import app, flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from deploy import native  # noqa: E402
+from deploy.validation import validate_bytes  # noqa: E402
 
 FLAGS = flags.FLAGS
 LAYERS = {"56x56x64": (56, 64), "28x28x128": (28, 128), "14x14x256": (14, 256),
@@ -121,6 +122,7 @@ class _Timed:
 
     def __init__(self, runtime, flatbuffer, x, threads):
         self.runtime = runtime
+        validate_bytes(flatbuffer)
         if runtime == "lce":
             from larq_compute_engine.tflite.python.interpreter import Interpreter
 

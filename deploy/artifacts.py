@@ -6,6 +6,7 @@ import os
 
 from deploy.errors import DeployError
 from deploy.tflite_model import TFLiteFormatError, TFLiteModel
+from deploy.validation import validate
 
 __all__ = ["METADATA_NAME", "require_file", "load_tflite", "read_metadata"]
 
@@ -23,7 +24,11 @@ def require_file(path, what: str) -> str:
 
 
 def load_tflite(path) -> tuple[TFLiteModel, bytes]:
-    """Reads and validates a .tflite file: (parsed model, raw bytes)."""
+    """Reads and validates a .tflite file: (parsed model, raw bytes).
+
+    Every check of `deploy.validation` runs here, so no runtime sees a file that could
+    crash it; a bad file raises `DeployError` (one line naming the node).
+    """
     path = require_file(path, "a .tflite file")
     try:
         with open(path, "rb") as f:
@@ -31,9 +36,10 @@ def load_tflite(path) -> tuple[TFLiteModel, bytes]:
     except OSError as error:
         raise DeployError(f"{path}: cannot read ({error.strerror})") from None
     try:
-        return TFLiteModel(data), data
+        tflite = TFLiteModel(data)
     except TFLiteFormatError as error:
         raise DeployError(f"{path}: {error}") from None
+    return validate(tflite, path=path), data
 
 
 def read_metadata(tflite: TFLiteModel, path) -> dict | None:

@@ -43,6 +43,7 @@ from pathlib import Path
 from deploy.errors import DeployError
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
 from deploy.tflite_runner import TFLiteRunner, load_interpreter
+from deploy.validation import validate_bytes
 
 __all__ = [
     "NATIVE_DIR",
@@ -231,6 +232,7 @@ def tflite_interpreter(flatbuffer: bytes, *, num_threads: int = 1, isa: str | No
     default). ``interpreter.xnor_keras_delegate`` is the delegate (see `delegate_report`).
     """
     _check_threads(num_threads)
+    validate_bytes(flatbuffer)
     _check_ops(flatbuffer)
     delegate = load_delegate(isa=isa)
     interpreter = load_interpreter(flatbuffer, num_threads=num_threads, delegates=[delegate],

@@ -38,6 +38,7 @@ from deploy.errors import DeployError
 from deploy.int8 import dequantize, quantization_params, quantize
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
 from deploy.tflite_runner import TFLiteRunner, load_interpreter
+from deploy.validation import validate
 
 __all__ = ["RUNTIMES", "Runner", "default_runtime", "make_interpreter"]
 
@@ -167,6 +168,7 @@ def make_interpreter(flatbuffer: bytes, runtime: str = "lce", *, num_threads: in
         model = TFLiteModel(flatbuffer)
     except TFLiteFormatError as error:
         raise DeployError(str(error)) from None
+    validate(model)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise DeployError(f"models with {len(model.inputs)} inputs / {len(model.outputs)} "
                           "outputs are not supported")

@@ -27,3 +27,19 @@ def _fresh_keras_session():
     """Keeps layer names and graph state independent between tests."""
     tf.keras.backend.clear_session()
     yield
+
+
+@pytest.fixture(scope="session")
+def xnor_tflite(tmp_path_factory):
+    """A fashion_net XNOR model with trained-like BatchNorm statistics, converted by
+    `deploy.convert.convert_file` for x86_64: ``(path to .tflite, path to .keras)``."""
+    from deploy.convert import convert_file
+    from tests.test_deploy_lowering import trained_like
+    from xnor_keras import models
+
+    directory = tmp_path_factory.mktemp("xnor_tflite")
+    tf.keras.utils.set_random_seed(5)
+    model = trained_like(models.build("fashion_net", "xnor"), np.random.default_rng(5))
+    model.save(directory / "model.keras")
+    convert_file(directory / "model.keras", directory / "model.tflite", target="x86_64")
+    return directory / "model.tflite", directory / "model.keras"
