@@ -6,11 +6,10 @@ import os
 
 from deploy.errors import DeployError
 from deploy.tflite_model import TFLiteFormatError, TFLiteModel
-from deploy.validation import validate
+from deploy.validation import METADATA_NAME, validate
 
 __all__ = ["METADATA_NAME", "require_file", "load_tflite", "read_metadata"]
 
-METADATA_NAME = "xnor_keras"  # the flatbuffer metadata entry written by `deploy.convert`
 
 
 def require_file(path, what: str) -> str:

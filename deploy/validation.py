@@ -37,6 +37,8 @@ import dataclasses
 from deploy.errors import DeployError
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel, schema
 
+METADATA_NAME = "xnor_keras"  # the flatbuffer metadata entry written by `deploy.convert`
+
 __all__ = ["Problem", "ValidationError", "validate", "validate_bytes", "problems",
            "check_graph", "check_dataflow", "check_builtin_ranks",
            "check_metadata", "check_lce_ops"]
@@ -147,8 +149,6 @@ def check_dataflow(tflite: TFLiteModel) -> list[Problem]:
 
 def check_metadata(tflite: TFLiteModel) -> list[Problem]:
     """The graph's input and output shapes are the ones the deploy metadata records."""
-    from deploy.artifacts import METADATA_NAME  # artifacts calls this module
-
     try:
         metadata = tflite.json_metadata(METADATA_NAME)
     except TFLiteFormatError as error:
