@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 
 from deploy import native
+from deploy.artifacts import METADATA_NAME
 from deploy.errors import DeployError
 from deploy.tflite_model import LCE_OPS, TFLiteModel, schema
 
@@ -75,6 +76,10 @@ def _single_op_model(flatbuffer, op_index, *, int8_output=None, int8_input=None)
     graph.inputs = np.array([op.inputs[0]], np.int32)
     graph.outputs = np.array([op.outputs[0]], np.int32)
     model.signatureDefs = []
+    # The deploy metadata describes the whole converted model (its input and output shapes),
+    # which this one-op model no longer is: deploy.validation would rightly reject it.
+    model.metadata = [m for m in model.metadata or []
+                      if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
     for index, quant in ((op.outputs[0], int8_output), (op.inputs[0], int8_input)):
         if quant is not None:
             tensor = graph.tensors[index]
