@@ -52,6 +52,11 @@ _LCE_OPTIONS = {
 }
 
 
+def lce_options(runtime: str) -> dict:
+    """The LCE ``Interpreter`` keyword options of an ``lce*`` runtime name."""
+    return dict(_LCE_OPTIONS[runtime])
+
+
 class Runner:
     """Runs one model; ``run(x)``: float32 (1, H, W, C) → float32 outputs."""
 

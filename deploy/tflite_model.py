@@ -438,6 +438,63 @@ class TFLiteModel:
         entry.buffer = index
         self._model.metadata = entries + [entry]
 
+    # ------------------------------------------------------------------ cutting
+    def submodel(self, ops, inputs, outputs) -> bytes:
+        """A .tflite model of just the ops ``ops`` (indices, run in the given order)
+        reading activation tensors ``inputs`` and returning ``outputs``.
+
+        The ops, tensors and constants are the file's own (bytes unchanged), tensors
+        and buffers renumbered; metadata is dropped (it describes the whole model).
+        Raises `TFLiteFormatError` if an op reads an activation that is neither in
+        ``inputs`` nor written by an earlier op of ``ops``.
+
+        >>> part = model.submodel([3, 4], inputs=[33], outputs=[35])   # doctest: +SKIP
+        """
+        import copy
+
+        graph = self._model.subgraphs[0]
+        written = set(int(t) for t in inputs)
+        for index in ops:
+            for t in self.ops[index].inputs:
+                if t >= 0 and not self.tensors[t].constant and t not in written:
+                    raise TFLiteFormatError(
+                        f"op {index} ({self.ops[index].name}) reads tensor {t}, which is "
+                        "neither an input of the cut nor written before it")
+            written.update(self.ops[index].outputs)
+        missing = [t for t in outputs if t not in written]
+        if missing:
+            raise TFLiteFormatError(f"the cut does not compute tensor(s) {missing}")
+        used = sorted({t for index in ops for t in (*self.ops[index].inputs,
+                                                    *self.ops[index].outputs) if t >= 0}
+                      | set(inputs) | set(outputs))
+        tensor_map = {old: new for new, old in enumerate(used)}
+        buffers = [schema.BufferT()]
+        tensors = []
+        for old in used:
+            tensor = copy.copy(graph.tensors[old])
+            if self.tensors[old].constant:
+                buffers.append(self._model.buffers[tensor.buffer])
+                tensor.buffer = len(buffers) - 1
+            else:
+                tensor.buffer = 0
+            tensors.append(tensor)
+        operators = []
+        for index in ops:
+            op = copy.copy(graph.operators[index])
+            op.inputs = [tensor_map[t] if t >= 0 else -1 for t in _ints(op.inputs)]
+            op.outputs = [tensor_map[t] for t in _ints(op.outputs)]
+            op.intermediates = None
+            operators.append(op)
+        sub = schema.SubGraphT()
+        sub.tensors, sub.operators, sub.name = tensors, operators, graph.name
+        sub.inputs = [tensor_map[t] for t in inputs]
+        sub.outputs = [tensor_map[t] for t in outputs]
+        model = schema.ModelT()
+        model.version, model.description = self._model.version, self._model.description
+        model.operatorCodes, model.subgraphs, model.buffers = \
+            self._model.operatorCodes, [sub], buffers
+        return _serialize(model)
+
     # ------------------------------------------------------------------ editing
     def binarize_constant(self, op_index: int, slot: int, *, scale_axis: int = 0,
                           name: str | None = None) -> None:
@@ -523,12 +580,16 @@ class TFLiteModel:
 
     def to_bytes(self) -> bytes:
         """Serializes the (possibly edited) model."""
-        model = self._model
-        model.buffers = [_as_aligned(b) for b in model.buffers]
-        size = sum(0 if b.data is None else len(b.data) for b in model.buffers)
-        builder = flatbuffers.Builder(size + (1 << 16))
-        builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
-        return bytes(builder.Output())
+        return _serialize(self._model)
+
+
+def _serialize(model) -> bytes:
+    """Packs a schema ``ModelT`` (its buffers 16-byte aligned, in place)."""
+    model.buffers = [_as_aligned(b) for b in model.buffers]
+    size = sum(0 if b.data is None else len(b.data) for b in model.buffers)
+    builder = flatbuffers.Builder(size + (1 << 16))
+    builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
+    return bytes(builder.Output())
 
 
 def _as_aligned(buffer):

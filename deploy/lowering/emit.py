@@ -20,7 +20,7 @@ from deploy.errors import DeployError
 from deploy.lowering import cost, graph
 from deploy.lowering.folding import (
     Affine, FoldError, MaxPool, Relu, fold_sign_chain, integer_threshold, per_channel)
-from deploy.lowering.plan import LayerPlan, Lowered, LoweringError
+from deploy.lowering.plan import INPUT_SCOPE, LayerPlan, Lowered, LoweringError
 from deploy.lowering.values import (
     AffineOrigin, BconvOrigin, MaxPoolOrigin, ReluOrigin, SignOrigin, Value)
 from xnor_keras import scaling
@@ -231,17 +231,11 @@ class _Lowering:
             plan.lowering = f"{kernel_size[0]}×{kernel_size[1]} binary conv"
         plan.filter_signs = np.transpose(np.where(signs < 0, -1.0, 1.0), (3, 0, 1, 2))
 
-        binary = None
-        if isinstance(value.origin, SignOrigin) and not spec.input_scaling:
-            binary = x  # already sign(·): binarizing twice would leave a float SIGN op
-        elif not spec.input_scaling:
-            binary = self._folded_input(value, x, plan)
-        else:
-            plan.notes.append("input scaling (K, eq. 11 / β, eq. 10) is computed in float and "
-                              "needs the float input, so the BatchNorm/pool before this layer "
-                              "stay float")
-        if binary is None:
-            binary = lq_math.sign(x)
+        # The binarized input gets its own name scope ("L8/in"), so that the converted
+        # file's tensors say which of them is sign(input of this layer): deploy.certify
+        # cuts the file there.
+        with tf.name_scope(INPUT_SCOPE):
+            binary = self._binarized_input(spec, value, x, plan)
         binary, conv_padding = _same_padded(binary, padding=padding,
                                             pad_values=spec.pad_values,
                                             kernel_size=kernel_size, strides=strides,
@@ -303,6 +297,20 @@ class _Lowering:
         if not graph.is_linear(spec.activation):
             y = spec.activation(y)
         return Value(y)
+
+    def _binarized_input(self, spec, value, x, plan):
+        """sign(``x``), the input of binary layer ``plan``, folded into the binary
+        convolution that produced it where possible."""
+        binary = None
+        if isinstance(value.origin, SignOrigin) and not spec.input_scaling:
+            binary = x  # already sign(·): binarizing twice would leave a float SIGN op
+        elif not spec.input_scaling:
+            binary = self._folded_input(value, x, plan)
+        else:
+            plan.notes.append("input scaling (K, eq. 11 / β, eq. 10) is computed in float and "
+                              "needs the float input, so the BatchNorm/pool before this layer "
+                              "stay float")
+        return lq_math.sign(x) if binary is None else binary
 
     # ---------------------------------------------------------------- folds
     def _folded_input(self, value, x, plan):

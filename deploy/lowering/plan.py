@@ -9,6 +9,11 @@ import tensorflow as tf
 
 from deploy.errors import DeployError
 
+# Each Keras layer's ops are emitted under the name scope ``LayerPlan.scope`` ("L7");
+# a binary layer's binarized input sign(x) under "<scope>/in" ("L7/in"). The converted
+# file's tensor names keep these scopes (see `deploy.certify.segments`).
+INPUT_SCOPE = "in"
+
 
 class LoweringError(DeployError):
     """A binary layer cannot be lowered to an LCE binary op (message names it)."""
