@@ -187,8 +187,16 @@ def _describe(segment, nodes) -> str:
 
 
 def _prepare(model, tflite: TFLiteModel, plans, runtime, num_threads) -> list:
+    def keras_size(position, binarized_input):
+        if position < 0:
+            tensor = model.inputs[0]
+        else:
+            layer = model.get_layer(plans[position].name)
+            tensor = layer.input if binarized_input else layer.output
+        return int(np.prod(tensor.shape[1:]))
+
     prepared = []
-    for segment in find_segments(tflite, plans):
+    for segment in find_segments(tflite, plans, keras_size=keras_size):
         inputs = [_keras_tensor(model, cut) for cut in segment.inputs]
         output = _keras_tensor(model, segment.output)
         nodes = [] if any(output is t for t in inputs) else _chain(output,

@@ -7,12 +7,18 @@ those scopes in the tensor names, joining the names of fused ops with ``;``
 transform computes the binarized input of layer 8). A tensor's *key* is the latest
 scope in its name, ordered ``L7`` < ``L8/in`` < ``L8``.
 
-A *cut* is an activation tensor whose key differs from that of an op reading it (or a
-graph input/output): the last tensor the file computes for that key. It holds
+A *cut* is an activation tensor whose key differs from that of every op reading it
+(or a graph input/output): the last tensor the file computes for that key. It holds
 
 - key ``Lk``: the output of Keras layer k (reshaped; bitpacked as LCE packs signs if
   the tensor is INT32), or
-- key ``Lk/in``: sign(input of Keras layer k), bitpacked or ±1 floats.
+- key ``Lk/in`` (bitpacked only): sign(input of Keras layer k).
+
+Never cuts: ``Lk/pre`` tensors (a folded pre-activation m·y + b that stands for the
+Keras tensor only through its sign), float ``Lk/in`` tensors (likewise), a tensor read
+by an op whose name also has a part of key ``Lk`` (the converter fused the rest of
+layer k into that op: BatchNorm's ADD with the next ReLU), and a tensor whose size is
+not that of its Keras tensor.
 
 A `Segment` is the ops between cuts: everything needed to compute one cut from the
 cuts before it. Running a segment's ops (the file's own, `TFLiteModel.submodel`) on
@@ -30,12 +36,15 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from deploy.lowering import INPUT_SCOPE
+import numpy as np
+
+from deploy.lowering import INPUT_SCOPE, PRE_SCOPE
 from deploy.tflite_model import TFLiteModel
 
-__all__ = ["Cut", "Segment", "find_segments", "tensor_key"]
+__all__ = ["Cut", "Segment", "find_cuts", "find_segments", "name_keys", "tensor_key"]
 
-_COMPONENT = re.compile(r"^L(\d+)(/" + INPUT_SCOPE + r")?(?:/|$)")
+_COMPONENT = re.compile(rf"^L(\d+)(?:/({INPUT_SCOPE}|{PRE_SCOPE}))?(?:/|$)")
+_SUB = {INPUT_SCOPE: 0, PRE_SCOPE: 1, None: 2}  # the order of keys within one layer
 _NAME_LIMIT = 50  # the converter truncates long fused names: the last part may be cut
 
 
@@ -57,7 +66,7 @@ class Cut:
 
     @property
     def key(self) -> tuple:
-        return (self.position, 0 if self.binarized_input else 1)
+        return (self.position, _SUB[INPUT_SCOPE] if self.binarized_input else _SUB[None])
 
     def describe(self) -> str:
         return f"sign(input of {self.layer})" if self.binarized_input else self.layer
@@ -72,8 +81,8 @@ class Segment:
     ops: tuple
 
 
-def tensor_key(name: str, *, positions: int) -> tuple | None:
-    """The latest ``(layer position, 0 for "/in" else 1)`` scope in a tensor name."""
+def name_keys(name: str, *, positions: int) -> list:
+    """Every ``(layer position, sub-scope)`` key of the parts of a tensor name."""
     parts = name.split(";")
     if len(name) >= _NAME_LIMIT and len(parts) > 1:
         parts = parts[:-1]
@@ -81,7 +90,13 @@ def tensor_key(name: str, *, positions: int) -> tuple | None:
     for part in parts:
         match = _COMPONENT.match(part)
         if match and int(match.group(1)) < positions:
-            keys.append((int(match.group(1)), 0 if match.group(2) else 1))
+            keys.append((int(match.group(1)), _SUB[match.group(2)]))
+    return keys
+
+
+def tensor_key(name: str, *, positions: int) -> tuple | None:
+    """The latest key in a tensor name: ``L7`` < ``L8/in`` < ``L8/pre`` < ``L8``."""
+    keys = name_keys(name, positions=positions)
     return max(keys) if keys else None
 
 
@@ -98,8 +113,11 @@ def _keys(model: TFLiteModel, plans) -> dict:
     return keys
 
 
-def find_cuts(model: TFLiteModel, plans) -> dict:
-    """Tensor index → `Cut` for every tensor that stands for a Keras tensor."""
+def find_cuts(model: TFLiteModel, plans, *, keras_size=None) -> dict:
+    """Tensor index → `Cut` for every tensor that stands for a Keras tensor.
+
+    ``keras_size(position, binarized_input)``: the number of elements of the Keras
+    tensor a cut would stand for (no size check if None)."""
     keys = _keys(model, plans)
     consumers = model.consumers()
     outputs = {t.index for t in model.outputs}
@@ -108,22 +126,41 @@ def find_cuts(model: TFLiteModel, plans) -> dict:
     for t, key in keys.items():
         if key is None:
             continue
-        readers = [model.ops[i] for i in consumers.get(t, ())]
-        leaves = t in outputs or t in inputs or any(
-            keys.get(op.outputs[0]) != key for op in readers if op.outputs)
-        if not leaves:
-            continue
         tensor = model.tensors[t]
         position, sub = key
+        bitpacked = tensor.dtype == "INT32"
+        readers = [model.ops[i] for i in consumers.get(t, ())]
+        if t not in outputs and t not in inputs:
+            if sub == _SUB[PRE_SCOPE] or (sub == _SUB[INPUT_SCOPE] and not bitpacked):
+                continue
+            reader_keys = [name_keys(model.tensors[op.outputs[0]].name, positions=len(plans))
+                           for op in readers if op.outputs]
+            if all(keys.get(op.outputs[0]) == key for op in readers if op.outputs):
+                continue
+            if sub == _SUB[None] and any(key in found for found in reader_keys):
+                continue
+        if keras_size is not None and not _fits(tensor, keras_size(position, sub == 0),
+                                                bitpacked):
+            continue
         name = "input" if position < 0 else plans[position].name
-        cuts[t] = Cut(tensor=t, layer=name, position=position, binarized_input=sub == 0,
-                      bitpacked=tensor.dtype == "INT32", shape=tuple(tensor.shape))
+        cuts[t] = Cut(tensor=t, layer=name, position=position,
+                      binarized_input=sub == _SUB[INPUT_SCOPE], bitpacked=bitpacked,
+                      shape=tuple(tensor.shape))
     return cuts
 
 
-def find_segments(model: TFLiteModel, plans) -> list:
+def _fits(tensor, size: int, bitpacked: bool) -> bool:
+    """Can ``tensor`` hold a Keras tensor of ``size`` elements (batch 1)?"""
+    shape = tensor.shape
+    if not bitpacked:
+        return int(np.prod(shape)) == size
+    outer = int(np.prod(shape[:-1])) if shape else 0
+    return bool(outer) and size % outer == 0 and -(-(size // outer) // 32) == shape[-1]
+
+
+def find_segments(model: TFLiteModel, plans, *, keras_size=None) -> list:
     """Every cut but the graph input, with the ops computing it from earlier cuts."""
-    cuts = find_cuts(model, plans)
+    cuts = find_cuts(model, plans, keras_size=keras_size)
     producers = model.producers()
     segments = []
     for t, cut in cuts.items():

@@ -58,6 +58,6 @@ Example:
 
 from deploy.lowering.emit import lower
 from deploy.lowering.folding import canonical_signs
-from deploy.lowering.plan import INPUT_SCOPE, LayerPlan, Lowered, LoweringError
+from deploy.lowering.plan import INPUT_SCOPE, PRE_SCOPE, LayerPlan, Lowered, LoweringError
 
-__all__ = ["INPUT_SCOPE", "lower", "Lowered", "LayerPlan", "LoweringError", "canonical_signs"]
+__all__ = ["INPUT_SCOPE", "PRE_SCOPE", "lower", "Lowered", "LayerPlan", "LoweringError", "canonical_signs"]

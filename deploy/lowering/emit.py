@@ -20,7 +20,7 @@ from deploy.errors import DeployError
 from deploy.lowering import cost, graph
 from deploy.lowering.folding import (
     Affine, FoldError, MaxPool, Relu, fold_sign_chain, integer_threshold, per_channel)
-from deploy.lowering.plan import INPUT_SCOPE, LayerPlan, Lowered, LoweringError
+from deploy.lowering.plan import INPUT_SCOPE, PRE_SCOPE, LayerPlan, Lowered, LoweringError
 from deploy.lowering.values import (
     AffineOrigin, BconvOrigin, MaxPoolOrigin, ReluOrigin, SignOrigin, Value)
 from xnor_keras import scaling
@@ -151,7 +151,8 @@ class _Lowering:
             value = args[0]
             if isinstance(value.origin, SignOrigin):
                 # maxpool(sign(t)) = sign(maxpool(t)): LCE pools bitpacked (LceBMaxPool2d).
-                pooled = layer(value.origin.pre_sign)
+                with tf.name_scope(PRE_SCOPE):
+                    pooled = layer(value.origin.pre_sign)
                 return [Value(lq_math.sign(pooled), origin=SignOrigin(pooled))]
             return [Value(layer(value.tensor), origin=MaxPoolOrigin(layer, value))]
         return self._generic(layer, node, args, plan)
@@ -195,8 +196,9 @@ class _Lowering:
     def _sign_activation(self, value, plan):
         """A sign quantizer layer: sign(``value``), folded into the binary convolution
         that produced it where possible; its origin keeps the pre-sign tensor."""
-        t = self._folded_pre_sign(value, value.tensor, plan, target=repr(plan.name),
-                                  folded_note="sign folded into")
+        with tf.name_scope(PRE_SCOPE):
+            t = self._folded_pre_sign(value, value.tensor, plan, target=repr(plan.name),
+                                      folded_note="sign folded into")
         if t is None:
             return Value(lq_math.sign(value.tensor), flat=value.flat,
                          origin=SignOrigin(value.tensor))

@@ -10,9 +10,12 @@ import tensorflow as tf
 from deploy.errors import DeployError
 
 # Each Keras layer's ops are emitted under the name scope ``LayerPlan.scope`` ("L7");
-# a binary layer's binarized input sign(x) under "<scope>/in" ("L7/in"). The converted
-# file's tensor names keep these scopes (see `deploy.certify.segments`).
+# a binary layer's binarized input sign(x) under "<scope>/in" ("L7/in"), and a value
+# that only stands for the Keras tensor through its sign (a folded pre-activation
+# m·y + b) under "<scope>/pre". The converted file's tensor names keep these scopes
+# (see `deploy.certify.segments`).
 INPUT_SCOPE = "in"
+PRE_SCOPE = "pre"
 
 
 class LoweringError(DeployError):
