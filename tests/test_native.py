@@ -464,3 +464,28 @@ def test_bad_requests_are_clear_errors(fashion_flatbuffer):
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     with pytest.raises(DeployError, match="SomethingElse"):
         native.make_interpreter(bytes(builder.Output()))
+
+
+def test_profile_counts_every_node(fashion_flatbuffer):
+    """The delegate's per-node counters see every LCE node once per invoke and reset on
+    demand; `profile_flatbuffer` gives one row per op with its class."""
+    from deploy.bench import profile_flatbuffer
+
+    interpreter = native.tflite_interpreter(fashion_flatbuffer)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                           np.zeros((1, 28, 28, 1), np.float32))
+    model = TFLiteModel(fashion_flatbuffer)
+    lce_nodes = {op.index: op.name for op in model.ops if op.name in LCE_OPS}
+    for _ in range(3):
+        interpreter.invoke()
+    profile = native.delegate_profile(interpreter.xnor_keras_delegate, reset=True)
+    assert {entry["node"]: entry["op"] for entry in profile} == lce_nodes
+    assert all(entry["runs"] == 3 and entry["seconds"] > 0 for entry in profile)
+    assert all(entry["runs"] == 0 for entry in native.delegate_profile(
+        interpreter.xnor_keras_delegate))
+    result = profile_flatbuffer(fashion_flatbuffer, runs=2, warmup=0, progress=False)
+    assert [row["node"] for row in result.rows] == [op.index for op in model.ops]
+    classes = {row["op"]: row["class"] for row in result.rows}
+    assert classes["LceBconv2d"] == "binary" and classes["CONV_2D"] == "float conv/FC"
+    assert classes["MAX_POOL_2D"] == "glue"
+    assert abs(sum(result.class_ms().values()) - result.total_ms()) < 1e-9
