@@ -59,6 +59,8 @@ RUNTIMES = ("native", "lce", "float32", "int8")
 flags.DEFINE_list("cases", ["layers", "models"],
                   f"'layers', 'models', or names from: {', '.join([*LAYERS, *MODELS])}.")
 flags.DEFINE_integer("threads", 1, "Threads for every runtime.")
+flags.DEFINE_list("native_isas", [], "Also time the native runtime forced to these kernel "
+                  "paths (e.g. avx2,avx512) in the same rounds, with a table of their ratios.")
 flags.DEFINE_integer("rounds", 12, "Interleaved rounds; each times every case on every runtime.")
 flags.DEFINE_float("seconds_per_measure", 0.15, "Invocations per round and pair fill this long.")
 flags.DEFINE_string("output_dir", "out/bench_kernels", "Where results.md / results.json go.")
@@ -113,6 +115,7 @@ def _flatbuffers(case):
         binary_fb = convert_model(models.build(case, "xnor")).flatbuffer
         floating = models.build(case, "fp")
     return {"native": binary_fb, "native_1t": binary_fb, "lce": binary_fb,
+            **{f"native_{isa}": binary_fb for isa in FLAGS.native_isas},
             "float32": _convert_float(floating, int8=False),
             "int8": _convert_float(floating, int8=True)}
 
@@ -132,9 +135,13 @@ class _Timed:
                             np.zeros(x.shape, self._lce.input_types[0])]
             return
         if runtime.startswith("native"):
+            isa = None
             if runtime == "native_1t":
                 threads = 1
-            self._interpreter = native.tflite_interpreter(flatbuffer, num_threads=threads)
+            elif runtime.startswith("native_"):
+                isa = runtime[len("native_"):]
+            self._interpreter = native.tflite_interpreter(flatbuffer, num_threads=threads,
+                                                          isa=isa)
         else:
             self._interpreter = tf.lite.Interpreter(model_content=flatbuffer,
                                                     num_threads=threads)
@@ -206,7 +213,8 @@ def main(argv):
     del argv
     cases = _cases()
     threads = FLAGS.threads
-    runtimes = RUNTIMES + (("native_1t",) if threads > 1 else ())
+    runtimes = RUNTIMES + (("native_1t",) if threads > 1 else ()) + \
+        tuple(f"native_{isa}" for isa in FLAGS.native_isas)
     info = native.library_info()
     timed, checks = {}, {}
     rng = np.random.default_rng(1)
@@ -244,6 +252,8 @@ def main(argv):
     table = (_table(cases, medians, checks, f"**Median latency**, {setup}") + "\n" +
              _table(cases, minima, checks, "**Best latency** (minimum over all runs; less "
                     "sensitive to other processes on a busy machine)."))
+    if FLAGS.native_isas:
+        table += _isa_table(cases, medians, FLAGS.native_isas)
     shares = {case: timed[case]["native"].report()["seconds"] / timed[case]["native"].seconds
               for case in cases}
     table += ("\nShare of native inference time spent in the binary kernels (the rest is "
@@ -259,6 +269,21 @@ def main(argv):
                    "minima_ms": minima, "max_abs_native_minus_lce": checks,
                    "native_binary_kernel_share": shares,
                    "load_average": [load_before, os.getloadavg()[0]]}, f, indent=2)
+
+
+def _isa_table(cases, medians, isas):
+    """Native runtime per forced kernel path, median ms, and each against the first."""
+    base = isas[0]
+    lines = ["", f"**Native kernel paths** (median ms, same rounds; × = {base} / path):", "",
+             "| case | " + " | ".join(f"{isa} ms" for isa in isas) + " | " +
+             " | ".join(f"× {isa}" for isa in isas[1:]) + " |",
+             "|---|" + "---:|" * (2 * len(isas) - 1)]
+    for case in cases:
+        m = medians[case]
+        lines.append(f"| {case} | " + " | ".join(f"{m['native_' + isa]:.3f}" for isa in isas) +
+                     " | " + " | ".join(f"{m['native_' + base] / m['native_' + isa]:.2f}"
+                                        for isa in isas[1:]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _cpu_name():

@@ -1,12 +1,15 @@
 """Roofline of the binary kernels (issue 13, deliverable 3), in one run.
 
 Builds native/bench/roofline.cc with g++ -O3 -mavx2 -mpopcnt together with the kernel
-sources and runs it on the single layers of benchmarks/bench_kernels.py (imported, not
-repeated): the machine's binary peak (XNOR+popcount of 64-bit words from L1 for scalar
-popcnt, vpshufb and Harley-Seal) and each AVX2 popcount variant's time on every layer with
-its share of that peak, medians of interleaved rounds, 1 thread, CPU named.
+sources (isa_avx512.cc carries its own AVX-512 target attributes) and runs it on the
+single layers of benchmarks/bench_kernels.py (imported, not repeated): the machine's
+binary peak (XNOR+popcount of 64-bit words from L1 for scalar popcnt, vpshufb,
+Harley-Seal and, where the CPU and OS support it, AVX-512 vpopcntq) and each kernel's time
+on every layer (portable, AVX2 vpshufb, AVX-512 VPOPCNTDQ by default; also harley_seal)
+with its share of the best peak and its speed-up over vpshufb, medians of interleaved
+rounds, 1 thread, CPU named.
 
-  python benchmarks/bench_popcount.py [--rounds 9] [--kernels vpshufb,harley_seal]
+  python benchmarks/bench_popcount.py [--rounds 9] [--kernels portable,vpshufb,avx512]
 """
 import argparse
 import hashlib
@@ -23,7 +26,8 @@ from benchmarks.bench_kernels import LAYERS  # noqa: E402
 
 NATIVE = ROOT / "native"
 SOURCES = [NATIVE / "bench" / "roofline.cc",
-           *(NATIVE / n for n in ("kernels.cc", "isa_portable.cc", "isa_avx2.cc", "isa_neon.cc"))]
+           *(NATIVE / n for n in ("kernels.cc", "isa_portable.cc", "isa_avx2.cc", "isa_avx512.cc",
+                                  "isa_neon.cc"))]
 FLAGS = ["-std=c++17", "-O3", "-mavx2", "-mpopcnt", "-ffp-contract=off", "-pthread"]
 
 
@@ -43,7 +47,8 @@ def cpu_description():
             if name != "unknown CPU" and flags:
                 break
     shown = " ".join(f"{flag.upper()}={'yes' if flag in flags else 'no'}"
-                     for flag in ("avx2", "fma", "popcnt", "bmi2", "avx512f"))
+                     for flag in ("avx2", "fma", "popcnt", "bmi2", "avx512f", "avx512bw",
+                                  "avx512vl", "avx512_vpopcntdq"))
     return f"{name}, family {family} model {model} ({shown})"
 
 
@@ -63,8 +68,9 @@ def build(out_dir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--kernels", default="vpshufb,harley_seal",
-                        help="vpshufb (the default AVX2 kernel), harley_seal, portable")
+    parser.add_argument("--kernels", default="portable,vpshufb,avx512",
+                        help="comma-separated: portable, vpshufb (AVX2), harley_seal (AVX2), "
+                             "avx512 (VPOPCNTDQ)")
     parser.add_argument("--build_dir", default=os.path.join(tempfile.gettempdir(), "xnor_roofline"))
     args = parser.parse_args()
     os.makedirs(args.build_dir, exist_ok=True)

@@ -30,7 +30,8 @@ import numpy as np
 from deploy.artifacts import load_tflite, read_metadata
 from deploy.errors import DeployError
 
-__all__ = ["BenchResult", "float_twin", "twin_flatbuffers", "time_interleaved", "bench_file"]
+__all__ = ["BenchResult", "float_twin", "twin_flatbuffers", "time_interleaved", "bench_file",
+           "ProfileResult", "profile_flatbuffer", "profile_file", "one_op_model", "op_class"]
 
 
 
@@ -196,3 +197,219 @@ def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="auto", mod
     times = time_interleaved(runners, x, runs=runs, warmup=warmup, progress=progress)
     return BenchResult(labels=[label for label, _ in runners], times=times, threads=threads,
                        runs=runs, kernels={label: runner.describe() for label, runner in runners})
+
+
+# ------------------------------------------------------------------ --profile ---
+#
+# Per-op time of a converted model on the native runtime. The Python tf.lite
+# interpreter exposes no per-op profiler, so the two kinds of nodes are timed apart:
+# - LCE nodes (run by this project's delegate): the delegate times every node's kernel
+#   itself (deploy.native.delegate_profile), read and reset after every whole-model run;
+# - every other (builtin) node: cut out as a one-op model (its non-constant inputs become
+#   the model's inputs, `one_op_model`) and timed alone on stock tf.lite with XNNPACK, as
+#   the native runtime runs it, with the cost of invoking an interpreter from Python
+#   (the median time of a 1-element ADD model, timed in the same rounds) taken off.
+# Limits: a one-op model runs with its inputs hot in cache and without XNNPACK's fusion
+# of neighbouring ops into one subgraph, so float and glue ops are approximations; the
+# "whole model" line (median of the same interleaved rounds) against the sum of the parts
+# shows how far off they are.
+
+BINARY_CLASS, FLOAT_CLASS, GLUE_CLASS = "binary", "float conv/FC", "glue"
+_FLOAT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def op_class(name: str) -> str:
+    """``binary`` (LCE ops, run by the native delegate), ``float conv/FC`` or ``glue``."""
+    from deploy.tflite_model import LCE_OPS
+
+    if name in LCE_OPS:
+        return BINARY_CLASS
+    return FLOAT_CLASS if name in _FLOAT_OPS else GLUE_CLASS
+
+
+def one_op_model(flatbuffer: bytes, op_index: int) -> bytes:
+    """Operator ``op_index`` alone: its non-constant inputs and its outputs become the
+    model's inputs and outputs (constants, i.e. weights, stay); metadata dropped."""
+    import flatbuffers
+
+    from deploy.tflite_model import schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    graph = model.subgraphs[0]
+    op = graph.operators[op_index]
+
+    def constant(index):
+        buffer = model.buffers[graph.tensors[index].buffer]
+        return buffer.data is not None and len(buffer.data) > 0 or \
+            (getattr(buffer, "size", 0) or 0) > 0
+
+    graph.operators = [op]
+    graph.inputs = np.array([i for i in op.inputs if i >= 0 and not constant(i)], np.int32)
+    graph.outputs = np.array(list(op.outputs), np.int32)
+    model.signatureDefs = []
+    model.metadata = []
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+@dataclasses.dataclass
+class ProfileResult:
+    rows: list  # [{"node", "op", "class", "ms", "method"}] in node order
+    whole_ms: float  # median whole-model latency (same rounds)
+    overhead_ms: float  # invoke overhead taken off each one-op timing
+    runs: int
+    threads: int
+    isa: str
+
+    def total_ms(self) -> float:
+        return sum(row["ms"] for row in self.rows)
+
+    def class_ms(self) -> dict:
+        totals = {BINARY_CLASS: 0.0, FLOAT_CLASS: 0.0, GLUE_CLASS: 0.0}
+        for row in self.rows:
+            totals[row["class"]] += row["ms"]
+        return totals
+
+    def format(self) -> str:
+        total = self.total_ms() or 1e-12
+        lines = [f"profile: {self.runs} interleaved runs, {self.threads} thread(s), native "
+                 f"kernels {self.isa}; ms = median per run; share of the sum of all ops",
+                 f"{'op':<18} {'node':>5} {'ms':>9} {'share':>7}  class / method"]
+        for row in self.rows:
+            lines.append(f"{row['op']:<18} {row['node']:>5} {row['ms']:9.4f} "
+                         f"{100 * row['ms'] / total:6.1f}%  {row['class']} / {row['method']}")
+        lines.append(f"{'sum of ops':<24} {self.total_ms():9.4f} {100.0:6.1f}%")
+        for name, ms in self.class_ms().items():
+            lines.append(f"  {name:<22} {ms:9.4f} {100 * ms / total:6.1f}%")
+        lines.append(f"{'whole model':<24} {self.whole_ms:9.4f}  (median of the same rounds; "
+                     f"one-op timings less {1e3 * self.overhead_ms:.1f} us invoke overhead each, "
+                     f"floored at 0)")
+        return "\n".join(lines)
+
+    def markdown(self, title: str) -> str:
+        total = self.total_ms() or 1e-12
+        classes = self.class_ms()
+        split = ", ".join(f"{name} {ms:.3f} ms ({100 * ms / total:.0f}%)"
+                          for name, ms in classes.items())
+        lines = [f"**{title}**: sum of ops {self.total_ms():.3f} ms, whole model "
+                 f"{self.whole_ms:.3f} ms; {split}.", "",
+                 "| op | node | ms | share | class |", "|---|---:|---:|---:|---|"]
+        for row in self.rows:
+            lines.append(f"| {row['op']} | {row['node']} | {row['ms']:.4f} | "
+                         f"{100 * row['ms'] / total:.1f}% | {row['class']} |")
+        return "\n".join(lines) + "\n"
+
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "whole_ms": self.whole_ms, "overhead_ms": self.overhead_ms,
+                "runs": self.runs, "threads": self.threads, "isa": self.isa,
+                "class_ms": self.class_ms(), "sum_ms": self.total_ms()}
+
+
+def _random_feed(interpreter, rng):
+    for detail in interpreter.get_input_details():
+        shape, dtype = detail["shape"], detail["dtype"]
+        if np.issubdtype(dtype, np.floating):
+            value = rng.standard_normal(shape).astype(dtype)
+        elif dtype == np.bool_:
+            value = rng.random(shape) < 0.5
+        else:
+            info = np.iinfo(dtype)
+            value = rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape,
+                                 dtype=dtype)
+        interpreter.set_tensor(detail["index"], value)
+
+
+def _overhead_interpreter(threads):
+    """A model whose one op (ADD of 1 float) costs next to nothing: its invoke time is
+    the fixed cost of invoking a tf.lite interpreter from Python."""
+    import tensorflow as tf
+
+    function = tf.function(lambda x: x + 1.0).get_concrete_function(
+        tf.TensorSpec((1,), tf.float32))
+    flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([function]).convert()
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _timed_invoke(interpreter) -> float:
+    start = time.perf_counter()
+    interpreter.invoke()
+    return time.perf_counter() - start
+
+
+def profile_flatbuffer(flatbuffer: bytes, *, threads=1, runs=20, warmup=3, isa=None,
+                       seed=0, progress=True) -> ProfileResult:
+    """Per-op median times of ``flatbuffer`` on the native runtime (see the notes above)."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from deploy import native
+    from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
+
+    try:
+        model = TFLiteModel(flatbuffer)
+    except TFLiteFormatError as error:
+        raise DeployError(str(error)) from None
+    rng = np.random.default_rng(seed)
+    whole = native.tflite_interpreter(flatbuffer, num_threads=threads, isa=isa)
+    _random_feed(whole, rng)
+    delegate = whole.xnor_keras_delegate
+    singles = {}
+    for op in model.ops:
+        if op.name in LCE_OPS:
+            continue
+        try:
+            interpreter = tf.lite.Interpreter(model_content=one_op_model(flatbuffer, op.index),
+                                              num_threads=threads)
+            interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as error:
+            raise DeployError(f"--profile: node {op.index} ({op.name}) cannot run as a one-op "
+                              f"model: {str(error).splitlines()[0]}") from None
+        _random_feed(interpreter, rng)
+        singles[op.index] = interpreter
+    singles["overhead"] = _overhead_interpreter(threads)
+    for _ in range(warmup):
+        whole.invoke()
+        for interpreter in singles.values():
+            interpreter.invoke()
+    native.delegate_profile(delegate, reset=True)
+    whole_t, lce_t = [], {}
+    single_t = {index: [] for index in singles}
+    for _ in tqdm(range(runs), desc="profile", unit="round", disable=not progress, leave=False):
+        whole_t.append(_timed_invoke(whole))
+        for entry in native.delegate_profile(delegate, reset=True):
+            lce_t.setdefault(entry["node"], []).append(entry["seconds"] / max(entry["runs"], 1))
+        for index, interpreter in singles.items():
+            single_t[index].append(_timed_invoke(interpreter))
+    medians = {index: float(np.median(t)) for index, t in single_t.items()}
+    overhead = medians.pop("overhead")
+    rows = []
+    for op in model.ops:
+        if op.name in LCE_OPS:
+            ms = 1e3 * float(np.median(lce_t.get(op.index, [0.0])))
+            method = "delegate timer"
+        else:
+            ms = 1e3 * max(medians[op.index] - overhead, 0.0)
+            method = "one-op model"
+        rows.append({"node": op.index, "op": op.name, "class": op_class(op.name), "ms": ms,
+                     "method": method})
+    return ProfileResult(rows=rows, whole_ms=1e3 * float(np.median(whole_t)),
+                         overhead_ms=1e3 * overhead, runs=runs, threads=threads,
+                         isa=native.delegate_report(delegate)["isa"])
+
+
+def profile_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="auto", seed=0,
+                 progress=True) -> ProfileResult:
+    """`profile_flatbuffer` for a .tflite file; only the native runtime can be profiled."""
+    if runtime not in ("auto", "native"):
+        raise DeployError(f"--profile times the native runtime's kernels per node; it cannot "
+                          f"profile --runtime {runtime}")
+    for name, value, minimum in (("--runs", runs, 1), ("--warmup", warmup, 0),
+                                 ("--threads", threads, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise DeployError(f"{name} must be an integer >= {minimum}. Received: {value!r}")
+    _, flatbuffer = load_tflite(tflite_path)
+    return profile_flatbuffer(flatbuffer, threads=threads, runs=runs, warmup=warmup, seed=seed,
+                              progress=progress)

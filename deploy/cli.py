@@ -6,6 +6,7 @@
                        [--tolerance 1e-3] [--runtime lce]
     xnor-deploy inspect OUT.tflite [--json]
     xnor-deploy bench OUT.tflite [--threads 1] [--runs 20] [--model MODEL] [--runtime auto]
+    xnor-deploy bench OUT.tflite --profile [--threads 1] [--runs 20]   (per-op table, native)
     xnor-deploy predict OUT.tflite IMAGE... [--top 5] [--runtime auto]
     xnor-deploy fig4 [--out_dir out/fig4] [--runs 30]
 
@@ -58,6 +59,9 @@ flags.DEFINE_integer("warmup", 3, "bench: untimed rounds first.")
 flags.DEFINE_string("model", None, "bench: Keras model for the float/int8 twins (default: "
                     "the architecture stored in the .tflite, random weights).")
 flags.DEFINE_boolean("int8", True, "bench: also time an int8 twin.")
+flags.DEFINE_boolean("profile", False, "bench: instead, a per-op time table of the binary model "
+                     "on the native runtime (LCE ops timed in the delegate, other ops as one-op "
+                     "models; see deploy.bench).")
 flags.DEFINE_integer("top", 5, "predict: classes to print per image.")
 flags.DEFINE_boolean("json", False, "inspect/bench/verify: print JSON instead of text.")
 flags.DEFINE_string("out_dir", "out/fig4", "fig4: where to write plots and tables.")
@@ -143,8 +147,15 @@ def _inspect(argv):
 
 def _bench(argv):
     (tflite_path,) = _positional(argv, "bench", ["OUT.tflite"])
-    from deploy.bench import bench_file
+    from deploy.bench import bench_file, profile_file
 
+    if FLAGS.profile:
+        result = profile_file(tflite_path, threads=FLAGS.threads,
+                              runs=20 if FLAGS.runs is None else FLAGS.runs,
+                              warmup=FLAGS.warmup, runtime=FLAGS.runtime or "auto",
+                              seed=FLAGS.seed)
+        print(json.dumps(result.as_dict()) if FLAGS.json else result.format())
+        return 0
     result = bench_file(tflite_path, threads=FLAGS.threads,
                         runs=20 if FLAGS.runs is None else FLAGS.runs,
                         warmup=FLAGS.warmup, runtime=FLAGS.runtime or "auto",

@@ -2,8 +2,8 @@
 
 ``native/`` implements larq-compute-engine's custom ops (``LceQuantize``,
 ``LceDequantize``, ``LceBconv2d``, ``LceBMaxPool2d``) with the same numerics as LCE's
-own interpreter, on 64-bit words with AVX2 (x86-64) or NEON (ARM64) and a portable
-C++ fallback chosen at run time. The library is a TFLite *external delegate*: TFLite
+own interpreter, on 64-bit words with AVX-512 VPOPCNTDQ or AVX2 (x86-64) or NEON (ARM64)
+and a portable C++ fallback chosen at run time (CPUID, and XGETBV for AVX-512). The library is a TFLite *external delegate*: TFLite
 hands it every LCE node and keeps all other (float) ops on its builtin kernels and its
 default XNNPACK delegate. `native/tflite_abi.h` documents the TFLite ABI it relies on;
 the delegate checks it when it is applied and fails with an error if it does not match.
@@ -13,8 +13,10 @@ Build: the first use compiles the library with the system C++ compiler (``g++``,
 keyed by a hash of the sources, compiler and flags; later uses load the cached file.
 ``python -m deploy.native`` builds it ahead of time (``scripts/install.sh`` does).
 
-Environment: ``XNOR_KERAS_NATIVE_ISA`` = ``auto`` (default), ``portable``, ``avx2`` or
-``neon`` forces a kernel path (``portable`` is how the fallback is tested).
+Environment: ``XNOR_KERAS_NATIVE_ISA`` = ``auto`` (default: ``avx512`` where the CPU has
+AVX512F/BW/VL + VPOPCNTDQ and the OS enables the zmm state, else ``avx2``, ``neon``,
+``portable``), or one of those names, forces a kernel path; forcing one this CPU cannot
+run is an error naming the missing feature (``portable`` is how the fallback is tested).
 
 Example:
 
@@ -52,14 +54,16 @@ __all__ = [
     "library_info",
     "load_delegate",
     "delegate_report",
+    "delegate_profile",
     "tflite_interpreter",
     "NativeRunner",
     "make_interpreter",
 ]
 
 NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
-ISAS = ("auto", "portable", "avx2", "neon")
-LIBRARY_SOURCES = ("kernels.cc", "isa_portable.cc", "isa_avx2.cc", "isa_neon.cc", "delegate.cc")
+ISAS = ("auto", "portable", "avx2", "avx512", "neon")
+LIBRARY_SOURCES = ("kernels.cc", "isa_portable.cc", "isa_avx2.cc", "isa_avx512.cc", "isa_neon.cc",
+                   "delegate.cc")
 # No -march: only the functions in isa_avx2.cc are compiled for AVX2 (target attributes),
 # so one library runs everywhere. No FMA contraction: results match LCE bit for bit.
 CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-ffp-contract=off", "-fvisibility=hidden",
@@ -164,6 +168,9 @@ def _library() -> ctypes.CDLL:
     lib.xnor_keras_selected_isa.restype = ctypes.c_char_p
     lib.xnor_keras_delegate_info.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
     lib.xnor_keras_delegate_info.restype = ctypes.c_int
+    lib.xnor_keras_delegate_profile.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+                                                ctypes.c_int]
+    lib.xnor_keras_delegate_profile.restype = ctypes.c_int
     return lib
 
 
@@ -210,6 +217,23 @@ def delegate_report(delegate) -> dict:
     buffer = ctypes.create_string_buffer(1024)
     lib.xnor_keras_delegate_info(delegate._get_native_delegate_pointer(), buffer, len(buffer))
     return json.loads(buffer.value.decode())
+
+
+def delegate_profile(delegate, *, reset: bool = False) -> list:
+    """Time inside the kernels per LCE node: ``[{"node", "op", "runs", "seconds"}]``
+    (TFLite node index = operator index in the model), accumulated since the delegate was
+    applied or last reset; ``reset`` zeroes the counters after reading. Measured around
+    each node's kernel in the delegate (steady_clock), so it excludes TFLite's own
+    per-node overhead."""
+    lib = _library()
+    pointer = delegate._get_native_delegate_pointer()
+    size = 4096
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        needed = lib.xnor_keras_delegate_profile(pointer, buffer, size, int(reset))
+        if needed < size:
+            return json.loads(buffer.value.decode())["nodes"]
+        size = needed + 1
 
 
 def _check_ops(flatbuffer: bytes) -> TFLiteModel:

@@ -51,6 +51,13 @@ bool KindOf(const TfLiteRegistration* reg, OpKind* kind) {
   return false;
 }
 
+// Time spent in one LCE node's kernel (profiling; see xnor_keras_delegate_profile).
+struct NodeProfile {
+  int kind = 0;
+  std::atomic<int64_t> runs{0};
+  std::atomic<int64_t> nanoseconds{0};
+};
+
 struct DelegateState {
   TfLiteDelegate delegate{};
   Isa isa = Isa::kPortable;
@@ -62,6 +69,14 @@ struct DelegateState {
   std::atomic<int64_t> invocations{0};
   std::atomic<int64_t> nanoseconds{0};  // spent in our kernels
   std::map<int, std::unique_ptr<ThreadPool>> pools;  // by thread count, shared by kernels
+  std::map<int, NodeProfile> profile;  // by TFLite node index (std::map: stable addresses)
+
+  NodeProfile* Profile(int node_index, OpKind kind) {
+    std::lock_guard<std::mutex> lock(mu);
+    NodeProfile& p = profile[node_index];
+    p.kind = static_cast<int>(kind);
+    return &p;
+  }
 
   ThreadPool* Pool(int threads) {
     std::lock_guard<std::mutex> lock(mu);
@@ -122,6 +137,7 @@ struct OpNode {
   int64_t rows = 0;
   int cols = 0;
   int8_t zero_bit_value = 0, one_bit_value = 0;
+  NodeProfile* profile = nullptr;
 };
 
 // A partition of consecutive binary ops handed to us by TFLite. Tensors produced and
@@ -147,6 +163,7 @@ class Partition {
       op.inputs = Dims(node->inputs);
       op.outputs = Dims(node->outputs);
       if (ParseOptions(context, node, &op) != kTfLiteOk) return kTfLiteError;
+      op.profile = state_->Profile(index, op.kind);
       ops_.push_back(std::move(op));
     }
     return kTfLiteOk;
@@ -193,48 +210,61 @@ class Partition {
  private:
   TfLiteStatus Run(TfLiteContext* context) {
     for (OpNode& op : ops_) {
-      const TfLiteType in_type = TypeOf(context, op.inputs[0]);
-      const TfLiteType out_type = TypeOf(context, op.outputs[0]);
-      const void* in = DataOf(context, op.inputs[0]);
-      void* out = DataOf(context, op.outputs[0]);
-      if (in == nullptr || out == nullptr) {
-        return Error(context, "node %d: tensor data not allocated", op.node_index);
-      }
-      switch (op.kind) {
-        case OpKind::kQuantize:
-          if (in_type == kTfLiteFloat32) {
-            QuantizeFloat(state_->isa, static_cast<const float*>(in), op.rows, op.cols,
-                          static_cast<int32_t*>(out));
-          } else if (in_type == kTfLiteInt8) {
-            QuantizeInt8(state_->isa, static_cast<const int8_t*>(in), op.rows, op.cols,
-                         Tensor(context, op.inputs[0])->params.zero_point,
-                         static_cast<int32_t*>(out));
-          } else {
-            QuantizeBool(static_cast<const bool*>(in), op.rows, op.cols,
-                         static_cast<int32_t*>(out));
-          }
-          break;
-        case OpKind::kDequantize:
-          if (out_type == kTfLiteFloat32) {
-            DequantizeFloat(static_cast<const int32_t*>(in), op.rows, op.cols,
-                            static_cast<float*>(out));
-          } else if (out_type == kTfLiteInt8) {
-            DequantizeInt8(static_cast<const int32_t*>(in), op.rows, op.cols, op.zero_bit_value,
-                           op.one_bit_value, static_cast<int8_t*>(out));
-          } else {
-            DequantizeBool(static_cast<const int32_t*>(in), op.rows, op.cols,
-                           static_cast<bool*>(out));
-          }
-          break;
-        case OpKind::kBconv:
-          RunBConv(op.plan, static_cast<const int32_t*>(in), out, pool_);
-          break;
-        case OpKind::kBMaxPool: {
-          int oh, ow;
-          BMaxPool(state_->isa, op.pool, static_cast<const int32_t*>(in),
-                   static_cast<int32_t*>(out), &oh, &ow, pool_);
-          break;
+      const auto start = std::chrono::steady_clock::now();
+      const TfLiteStatus status = RunOp(context, op);
+      op.profile->nanoseconds.fetch_add(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+              .count(),
+          std::memory_order_relaxed);
+      op.profile->runs.fetch_add(1, std::memory_order_relaxed);
+      if (status != kTfLiteOk) return status;
+    }
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus RunOp(TfLiteContext* context, OpNode& op) {
+    const TfLiteType in_type = TypeOf(context, op.inputs[0]);
+    const TfLiteType out_type = TypeOf(context, op.outputs[0]);
+    const void* in = DataOf(context, op.inputs[0]);
+    void* out = DataOf(context, op.outputs[0]);
+    if (in == nullptr || out == nullptr) {
+      return Error(context, "node %d: tensor data not allocated", op.node_index);
+    }
+    switch (op.kind) {
+      case OpKind::kQuantize:
+        if (in_type == kTfLiteFloat32) {
+          QuantizeFloat(state_->isa, static_cast<const float*>(in), op.rows, op.cols,
+                        static_cast<int32_t*>(out));
+        } else if (in_type == kTfLiteInt8) {
+          QuantizeInt8(state_->isa, static_cast<const int8_t*>(in), op.rows, op.cols,
+                       Tensor(context, op.inputs[0])->params.zero_point,
+                       static_cast<int32_t*>(out));
+        } else {
+          QuantizeBool(static_cast<const bool*>(in), op.rows, op.cols,
+                       static_cast<int32_t*>(out));
         }
+        break;
+      case OpKind::kDequantize:
+        if (out_type == kTfLiteFloat32) {
+          DequantizeFloat(static_cast<const int32_t*>(in), op.rows, op.cols,
+                          static_cast<float*>(out));
+        } else if (out_type == kTfLiteInt8) {
+          DequantizeInt8(static_cast<const int32_t*>(in), op.rows, op.cols, op.zero_bit_value,
+                         op.one_bit_value, static_cast<int8_t*>(out));
+        } else {
+          DequantizeBool(static_cast<const int32_t*>(in), op.rows, op.cols,
+                         static_cast<bool*>(out));
+        }
+        break;
+      case OpKind::kBconv:
+        RunBConv(op.plan, static_cast<const int32_t*>(in), out, pool_);
+        break;
+      case OpKind::kBMaxPool: {
+        int oh, ow;
+        BMaxPool(state_->isa, op.pool, static_cast<const int32_t*>(in),
+                 static_cast<int32_t*>(out), &oh, &ow, pool_);
+        break;
       }
     }
     return kTfLiteOk;
@@ -667,16 +697,9 @@ __attribute__((visibility("default"))) TfLiteDelegate* tflite_plugin_create_dele
       }
       state->num_threads = static_cast<int>(n);
     } else if (key == "isa") {
-      bool found = false;
-      for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kNeon}) {
-        if (value != IsaName(isa)) continue;
-        if (!IsaAvailable(isa)) return report("isa " + value + " is not available on this CPU");
-        state->isa = isa;
-        found = true;
-      }
-      if (!found && value != "auto") {
-        return report("isa must be one of auto, portable, avx2, neon. Received: " + value);
-      }
+      // "auto": keep SelectIsa's choice (the best ISA, or $XNOR_KERAS_NATIVE_ISA's).
+      const std::string problem = value == "auto" ? "" : ParseIsa(value, &state->isa);
+      if (!problem.empty()) return report(problem);
     } else {
       return report("unknown option " + key + " (known: num_threads, isa)");
     }
@@ -714,6 +737,38 @@ __attribute__((visibility("default"))) int xnor_keras_delegate_info(TfLiteDelega
       static_cast<double>(s->nanoseconds.load()) * 1e-9, kOpNames[0],
       s->nodes[0], kOpNames[1], s->nodes[1], kOpNames[2], s->nodes[2], kOpNames[3],
       s->nodes[3]);
+}
+
+// Per-node kernel time, as JSON: {"nodes": [{"node": (TFLite node index), "op": name,
+// "runs": n, "seconds": s}, ...]} for every LCE node this delegate runs, accumulated
+// since it was applied or last reset; `reset` != 0 zeroes the counters after reading.
+// Returns the length needed (call again with a larger buffer if it is >= size).
+__attribute__((visibility("default"))) int xnor_keras_delegate_profile(TfLiteDelegate* delegate,
+                                                                       char* buffer, int size,
+                                                                       int reset) {
+  using namespace xk;
+  auto* s = static_cast<DelegateState*>(delegate->data_);
+  std::lock_guard<std::mutex> lock(s->mu);
+  std::string json = "{\"nodes\": [";
+  char item[160];
+  for (auto& [index, p] : s->profile) {
+    std::snprintf(item, sizeof(item),
+                  "%s{\"node\": %d, \"op\": \"%s\", \"runs\": %" PRId64 ", \"seconds\": %.9f}",
+                  json.size() > 11 ? ", " : "", index, kOpNames[p.kind], p.runs.load(),
+                  static_cast<double>(p.nanoseconds.load()) * 1e-9);
+    json += item;
+  }
+  json += "]}";
+  const int needed = static_cast<int>(json.size());
+  if (needed < size) {
+    std::memcpy(buffer, json.c_str(), json.size() + 1);
+    if (reset) {
+      for (auto& entry : s->profile) entry.second.runs = 0, entry.second.nanoseconds = 0;
+    }
+  } else if (size > 0) {
+    buffer[0] = '\0';
+  }
+  return needed;
 }
 
 // The ISA the library would pick now ($XNOR_KERAS_NATIVE_ISA applied), or an error text.

@@ -79,20 +79,14 @@ XK_TARGET inline void QuantizeInt8Rows(const int8_t* in, int64_t rows, int cols,
       const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * w));
       dst[w] = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(zp, x)));
     }
-    for (int w = full; w < words; ++w) {
-      uint32_t bits = 0;
-      for (int i = 32 * w; i < cols && i < 32 * w + 32; ++i) {
-        bits |= static_cast<uint32_t>(static_cast<int32_t>(src[i]) < zero_point) << (i - 32 * w);
-      }
-      dst[w] = bits;
-    }
+    for (int w = full; w < words; ++w) dst[w] = internal::Int8SignWord(src, cols, w, zero_point);
   }
 }
 
 // GenericTransformPanel for float and bitpacked output, 8 channels per instruction.
 // Multiply and add stay separate instructions (no FMA), as in LCE.
-// Shared by both popcount variants (each has its own PanelTarget type); int8 output is
-// left to GenericTransformPanel by the TransformPanel wrappers below.
+// Shared by both popcount variants (each has its own PanelTarget type); int8 output goes
+// to GenericTransformPanel (kernels_impl.inc).
 template <int kOut, class Target>
 XK_TARGET inline void FastTransformPanel(const BConvPlan& p, const int32_t* acc,
                                          const Target& t, void* output) {
@@ -111,14 +105,8 @@ XK_TARGET inline void FastTransformPanel(const BConvPlan& p, const int32_t* acc,
         static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a0, t0)))) |
         static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a1, t1))))
             << 8;
-    uint32_t* words = reinterpret_cast<uint32_t*>(output) + t.pixel * p.out_depth;
-    if ((t.oc0 & 15) == 0) {
-      words[t.oc0 >> 5] |= bits << (t.oc0 & 31);
-    } else {
-      for (int i = 0; i < t.valid; ++i) {
-        if (bits >> i & 1) words[(t.oc0 + i) >> 5] |= 1u << ((t.oc0 + i) & 31);
-      }
-    }
+    internal::OrPanelBits(reinterpret_cast<uint32_t*>(output) + t.pixel * p.out_depth, t.oc0,
+                          t.valid, bits);
     return;
   }
   const __m256i lo = _mm256_set1_epi32(p.clamp_min), hi = _mm256_set1_epi32(p.clamp_max);
@@ -147,6 +135,17 @@ XK_TARGET inline void FastTransformPanel(const BConvPlan& p, const int32_t* acc,
   }
 }
 
+// Per-lane sums s[r * 4 + v] of rows r = 0, 1 and vectors v (see PanelChannel) -> acc.
+// Sums are < 2^32: even channels in the low, odd channels in the high 32-bit halves.
+XK_TARGET inline void StoreSums(const __m256i* s, int32_t (*acc)[16]) {
+  for (int r = 0; r < 2; ++r) {
+    __m256i* out = reinterpret_cast<__m256i*>(acc[r]);
+    _mm256_storeu_si256(out, _mm256_or_si256(s[4 * r], _mm256_slli_epi64(s[4 * r + 1], 32)));
+    _mm256_storeu_si256(out + 1,
+                        _mm256_or_si256(s[4 * r + 2], _mm256_slli_epi64(s[4 * r + 3], 32)));
+  }
+}
+
 // Harley-Seal micro-kernel (internal::kAvx2HarleySeal): operands are plain 64-bit words. Per output
 // vector (4 channels, one 64-bit lane each) the XOR words of 8 consecutive depth steps go
 // through a carry-save adder tree (ones, twos, fours kept across steps); only the "eights"
@@ -161,12 +160,7 @@ XK_TARGET inline void PackPanel(const uint32_t* const* rows, int k32, int k64, u
   for (int k = 0; k < k64; ++k) {
     for (int v = 0; v < 4; ++v) {
       for (int lane = 0; lane < 4; ++lane) {
-        const uint32_t* row = rows[PanelChannel(v, lane)];
-        uint64_t w = 0;
-        if (row != nullptr) {
-          w = row[2 * k];
-          if (2 * k + 1 < k32) w |= static_cast<uint64_t>(row[2 * k + 1]) << 32;
-        }
+        const uint64_t w = internal::PanelWord(rows[PanelChannel(v, lane)], k32, k);
         out[k * 16 + v * 4 + lane] = w;
       }
     }
@@ -174,7 +168,7 @@ XK_TARGET inline void PackPanel(const uint32_t* const* rows, int k32, int k64, u
 }
 
 XK_TARGET inline void PackARow(const uint64_t* raw, int k64, uint64_t* out) {
-  std::memcpy(out, raw, static_cast<size_t>(k64) * 8);
+  internal::CopyARow(raw, k64, out);
 }
 
 // Per-byte popcounts of x (nibble lookup).
@@ -272,13 +266,7 @@ XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, i
   } else {
     for (int v = 0; v < 4; ++v) CountVector(a[0], a[1], b, k64, v, &s[v], &s[4 + v]);
   }
-  // Sums are < 2^32: even channels in the low, odd channels in the high 32-bit halves.
-  __m256i* out0 = reinterpret_cast<__m256i*>(acc[0]);
-  __m256i* out1 = reinterpret_cast<__m256i*>(acc[1]);
-  _mm256_storeu_si256(out0, _mm256_or_si256(s[0], _mm256_slli_epi64(s[1], 32)));
-  _mm256_storeu_si256(out0 + 1, _mm256_or_si256(s[2], _mm256_slli_epi64(s[3], 32)));
-  _mm256_storeu_si256(out1, _mm256_or_si256(s[4], _mm256_slli_epi64(s[5], 32)));
-  _mm256_storeu_si256(out1 + 1, _mm256_or_si256(s[6], _mm256_slli_epi64(s[7], 32)));
+  StoreSums(s, acc);
 }
 
 }  // namespace avx2
@@ -289,19 +277,6 @@ XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, i
 #undef XK_NS
 
 namespace xk {
-namespace avx2 {
-
-// int8 output: the generic transform; float and bitpacked: FastTransformPanel.
-template <int kOut>
-XK_TARGET inline void TransformPanel(const BConvPlan& p, const int32_t* acc,
-                                     const PanelTarget& t, void* output) {
-  if (kOut == static_cast<int>(OutputType::kInt8)) {
-    GenericTransformPanel<kOut>(p, acc, t, output);
-  } else {
-    avx2::FastTransformPanel<kOut>(p, acc, t, output);
-  }
-}
-}  // namespace avx2
 
 // The default kernel: nibble-split operands, vpshufb lookup.
 namespace avx2_vpshufb {
@@ -310,6 +285,8 @@ using avx2::kNibbles;
 using avx2::PanelChannel;
 using avx2::QuantizeFloatRows;
 using avx2::QuantizeInt8Rows;
+using avx2::FastTransformPanel;
+using avx2::StoreSums;
 
 constexpr int kMicroRows = 2;
 constexpr int kAWordsPerK = 2;   // low nibbles, high nibbles (see PackARow)
@@ -319,12 +296,7 @@ XK_TARGET inline void PackPanel(const uint32_t* const* rows, int k32, int k64, u
   for (int k = 0; k < k64; ++k) {
     for (int v = 0; v < 4; ++v) {
       for (int lane = 0; lane < 4; ++lane) {
-        const uint32_t* row = rows[PanelChannel(v, lane)];
-        uint64_t w = 0;
-        if (row != nullptr) {
-          w = row[2 * k];
-          if (2 * k + 1 < k32) w |= static_cast<uint64_t>(row[2 * k + 1]) << 32;
-        }
+        const uint64_t w = internal::PanelWord(rows[PanelChannel(v, lane)], k32, k);
         out[k * 32 + v * 4 + lane] = w & kNibbles;
         out[k * 32 + 16 + v * 4 + lane] = (w >> 4) & kNibbles;
       }
@@ -404,13 +376,7 @@ XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, i
   } else {
     CountLong(a[0], a[1], b, k64, s);
   }
-  // Sums are < 2^32: even channels in the low, odd channels in the high 32-bit halves.
-  __m256i* out0 = reinterpret_cast<__m256i*>(acc[0]);
-  __m256i* out1 = reinterpret_cast<__m256i*>(acc[1]);
-  _mm256_storeu_si256(out0, _mm256_or_si256(s[0], _mm256_slli_epi64(s[1], 32)));
-  _mm256_storeu_si256(out0 + 1, _mm256_or_si256(s[2], _mm256_slli_epi64(s[3], 32)));
-  _mm256_storeu_si256(out1, _mm256_or_si256(s[4], _mm256_slli_epi64(s[5], 32)));
-  _mm256_storeu_si256(out1 + 1, _mm256_or_si256(s[6], _mm256_slli_epi64(s[7], 32)));
+  StoreSums(s, acc);
 }
 
 }  // namespace avx2_vpshufb
@@ -421,19 +387,6 @@ XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, i
 #undef XK_NS
 
 namespace xk {
-namespace avx2_vpshufb {
-
-// int8 output: the generic transform; float and bitpacked: FastTransformPanel.
-template <int kOut>
-XK_TARGET inline void TransformPanel(const BConvPlan& p, const int32_t* acc,
-                                     const PanelTarget& t, void* output) {
-  if (kOut == static_cast<int>(OutputType::kInt8)) {
-    GenericTransformPanel<kOut>(p, acc, t, output);
-  } else {
-    avx2::FastTransformPanel<kOut>(p, acc, t, output);
-  }
-}
-}  // namespace avx2_vpshufb
 
 namespace {
 int g_avx2_popcount = internal::kAvx2Vpshufb;

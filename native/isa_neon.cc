@@ -15,6 +15,7 @@
 #include <cstring>
 
 #define XK_TARGET
+#define XK_PLAIN_LAYOUT 1  // PackPanelInOrder panels, CopyARow rows
 #define XK_ISA_NAME "neon"
 
 namespace xk {
@@ -23,23 +24,6 @@ namespace neon {
 constexpr int kMicroRows = 2;
 constexpr int kAWordsPerK = 1;
 constexpr int kBWordsPerK = 16;  // one word per channel, channels in order
-
-inline void PackPanel(const uint32_t* const* rows, int k32, int k64, uint64_t* out) {
-  for (int k = 0; k < k64; ++k) {
-    for (int c = 0; c < 16; ++c) {
-      uint64_t w = 0;
-      if (rows[c] != nullptr) {
-        w = rows[c][2 * k];
-        if (2 * k + 1 < k32) w |= static_cast<uint64_t>(rows[c][2 * k + 1]) << 32;
-      }
-      out[k * 16 + c] = w;
-    }
-  }
-}
-
-inline void PackARow(const uint64_t* raw, int k64, uint64_t* out) {
-  std::memcpy(out, raw, sizeof(uint64_t) * k64);
-}
 
 inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, int k64,
                         int32_t (*acc)[16]) {

@@ -8,6 +8,7 @@
 #include "scratch.h"
 
 #define XK_TARGET
+#define XK_PLAIN_LAYOUT 1  // PackPanelInOrder panels, CopyARow rows
 #define XK_ISA_NAME "portable"
 
 namespace xk {
@@ -22,24 +23,6 @@ inline int Popcount64(uint64_t x) {
   x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
   x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
   return static_cast<int>((x * 0x0101010101010101ull) >> 56);
-}
-
-// Word k of a filter row as 64 bits: 32-bit words 2k and 2k+1 (zero past the end).
-inline uint64_t RowWord64(const uint32_t* row, int k32, int k) {
-  if (row == nullptr) return 0;
-  const uint64_t lo = row[2 * k];
-  const uint64_t hi = 2 * k + 1 < k32 ? row[2 * k + 1] : 0;
-  return lo | hi << 32;
-}
-
-inline void PackPanel(const uint32_t* const* rows, int k32, int k64, uint64_t* out) {
-  for (int k = 0; k < k64; ++k) {
-    for (int c = 0; c < 16; ++c) out[k * 16 + c] = RowWord64(rows[c], k32, k);
-  }
-}
-
-inline void PackARow(const uint64_t* raw, int k64, uint64_t* out) {
-  std::memcpy(out, raw, sizeof(uint64_t) * k64);
 }
 
 inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, int k64,

@@ -7,7 +7,8 @@
 // XOR-popcount `acc` of the input window against the filter (the number of disagreeing
 // signs), so the {-1,+1} dot product is K - 2 * acc with K = kh * kw * channels_in / groups.
 //
-// Every ISA (portable C++, AVX2, NEON) computes bit-identical results; `Isa` picks which.
+// Every ISA (portable C++, AVX2, AVX-512 VPOPCNTDQ, NEON) computes bit-identical results;
+// `Isa` picks which.
 #ifndef XNOR_KERAS_NATIVE_KERNELS_H_
 #define XNOR_KERAS_NATIVE_KERNELS_H_
 
@@ -19,13 +20,19 @@
 
 namespace xk {
 
-enum class Isa { kPortable = 0, kAvx2 = 1, kNeon = 2 };
+enum class Isa { kPortable = 0, kAvx2 = 1, kNeon = 2, kAvx512 = 3 };
+constexpr Isa kAllIsas[] = {Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kNeon};
 
 const char* IsaName(Isa isa);
 // Whether this build and this CPU can run `isa`.
 bool IsaAvailable(Isa isa);
+// Why `isa` is not available ("" if it is), e.g. "the CPU lacks AVX512_VPOPCNTDQ".
+std::string IsaUnavailableReason(Isa isa);
+// `name` ("auto" = the best available, or an IsaName) -> *isa; "" or a one-line error
+// for unknown names and for ISAs this build/CPU cannot run (never a silent fallback).
+std::string ParseIsa(const std::string& name, Isa* isa);
 // The best available ISA, unless the environment variable XNOR_KERAS_NATIVE_ISA names
-// another one ("portable", "avx2", "neon"). Sets *error for unknown/unavailable names.
+// another one ("portable", "avx2", "avx512", "neon"). Sets *error for unknown/unavailable names.
 Isa SelectIsa(std::string* error);
 
 // A fixed set of worker threads; Run(n, fn) calls fn(0..n-1) spread over the calling

@@ -30,6 +30,20 @@ KERNEL_SOURCES = [native.NATIVE_DIR / name for name in native.LIBRARY_SOURCES
 KERNEL_TEST = native.NATIVE_DIR / "tests" / "kernel_tests.cc"
 
 
+def _cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+# What the library's CPUID check must find on this machine (x86-64 only).
+HOST_HAS_AVX2 = os.uname().machine == "x86_64" and {"avx2", "popcnt", "bmi2"} <= _cpu_flags()
+HOST_HAS_AVX512 = HOST_HAS_AVX2 and {"avx512f", "avx512bw", "avx512vl",
+                                     "avx512_vpopcntdq"} <= _cpu_flags()
+
+
 def _lce_interpreter(flatbuffer, *, reference):
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
@@ -254,14 +268,19 @@ def test_cpp_kernels_every_host_isa_built_with_bazel():
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     assert "1 test passes" in log and "PASS portable" in log
-    if os.uname().machine == "x86_64" and "avx2" in open("/proc/cpuinfo").read():
+    if HOST_HAS_AVX2:
         assert "PASS avx2" in log
+    if HOST_HAS_AVX512:
+        assert "PASS avx512" in log
 
 
 # ---------------------------------------------------------- ops against LCE ---
 
-@pytest.mark.parametrize("isa", [None, "portable"])
+@pytest.mark.parametrize("isa", [None, "portable", "avx2"])
 def test_every_op_of_the_layer_zoo_matches_lce(layer_zoo_flatbuffer, isa):
+    """Each ISA against LCE (None: the default, AVX-512 VPOPCNTDQ where the CPU has it)."""
+    if isa == "avx2" and not HOST_HAS_AVX2:
+        pytest.skip("this CPU has no AVX2")
     rng = np.random.default_rng(0)
     model = TFLiteModel(layer_zoo_flatbuffer)
     census = model.op_census()
@@ -377,8 +396,40 @@ def test_forced_fallback_is_reported(fashion_flatbuffer):
     assert report["isa"] == "portable"
     _, report = _native_run(fashion_flatbuffer, x)
     assert report["isa"] == native.library_info()["isa"]
-    if os.uname().machine == "x86_64" and "avx2" in open("/proc/cpuinfo").read():
+    if HOST_HAS_AVX512:
+        assert report["isa"] == "avx512"
+    elif HOST_HAS_AVX2:
         assert report["isa"] == "avx2"
+
+
+def test_isa_choice_is_forcible_and_unavailable_isas_are_errors(fashion_flatbuffer, monkeypatch):
+    """Every ISA the CPU has can be forced (option and $XNOR_KERAS_NATIVE_ISA); one it has
+    not (NEON on x86-64, AVX-512 where CPUID/XGETBV say no) is a one-line error naming
+    why, never a silent fallback."""
+    x = np.zeros((28, 28, 1), np.float32)
+    available = ["portable"] + (["avx2"] if HOST_HAS_AVX2 else []) + \
+        (["avx512"] if HOST_HAS_AVX512 else [])
+    outputs = []
+    for isa in available:
+        out, report = _native_run(fashion_flatbuffer, x, isa=isa)
+        assert report["isa"] == isa
+        outputs.append(out)
+        monkeypatch.setenv("XNOR_KERAS_NATIVE_ISA", isa)
+        assert native.library_info()["isa"] == isa
+        assert _native_run(fashion_flatbuffer, x)[1]["isa"] == isa
+        monkeypatch.delenv("XNOR_KERAS_NATIVE_ISA")
+    for out in outputs[1:]:
+        np.testing.assert_array_equal(out, outputs[0])
+    missing = [isa for isa in ("avx2", "avx512", "neon") if isa not in available]
+    missing = [isa for isa in missing if not (isa == "neon" and os.uname().machine == "aarch64")]
+    assert missing  # on x86-64 at least NEON
+    for isa in missing:
+        with pytest.raises(DeployError, match=f"isa {isa} is not available: "):
+            native.make_interpreter(fashion_flatbuffer, isa=isa)
+        monkeypatch.setenv("XNOR_KERAS_NATIVE_ISA", isa)
+        with pytest.raises(DeployError, match=f"XNOR_KERAS_NATIVE_ISA: isa {isa} is not available"):
+            native.library_info()
+        monkeypatch.delenv("XNOR_KERAS_NATIVE_ISA")
 
 
 def test_abi_is_verified_for_this_tensorflow(fashion_flatbuffer):
@@ -413,3 +464,28 @@ def test_bad_requests_are_clear_errors(fashion_flatbuffer):
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     with pytest.raises(DeployError, match="SomethingElse"):
         native.make_interpreter(bytes(builder.Output()))
+
+
+def test_profile_counts_every_node(fashion_flatbuffer):
+    """The delegate's per-node counters see every LCE node once per invoke and reset on
+    demand; `profile_flatbuffer` gives one row per op with its class."""
+    from deploy.bench import profile_flatbuffer
+
+    interpreter = native.tflite_interpreter(fashion_flatbuffer)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                           np.zeros((1, 28, 28, 1), np.float32))
+    model = TFLiteModel(fashion_flatbuffer)
+    lce_nodes = {op.index: op.name for op in model.ops if op.name in LCE_OPS}
+    for _ in range(3):
+        interpreter.invoke()
+    profile = native.delegate_profile(interpreter.xnor_keras_delegate, reset=True)
+    assert {entry["node"]: entry["op"] for entry in profile} == lce_nodes
+    assert all(entry["runs"] == 3 and entry["seconds"] > 0 for entry in profile)
+    assert all(entry["runs"] == 0 for entry in native.delegate_profile(
+        interpreter.xnor_keras_delegate))
+    result = profile_flatbuffer(fashion_flatbuffer, runs=2, warmup=0, progress=False)
+    assert [row["node"] for row in result.rows] == [op.index for op in model.ops]
+    classes = {row["op"]: row["class"] for row in result.rows}
+    assert classes["LceBconv2d"] == "binary" and classes["CONV_2D"] == "float conv/FC"
+    assert classes["MAX_POOL_2D"] == "glue"
+    assert abs(sum(result.class_ms().values()) - result.total_ms()) < 1e-9

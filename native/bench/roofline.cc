@@ -2,10 +2,12 @@
 // by benchmarks/bench_popcount.py. In one run it measures the machine's binary peak, i.e.
 // the best XNOR+popcount rate on 64-bit words with both operands in L1, for scalar popcnt,
 // the vpshufb nibble lookup (plain and with operands pre-split into nibbles as the AVX2
-// kernel stores them) and Harley-Seal carry-save accumulation, and times the real kernels
+// kernel stores them), Harley-Seal carry-save accumulation and AVX-512 vpopcntq, and times the real kernels
 // (xk::RunBConv, one thread) on the layers given on the command line:
-//   roofline [--rounds N] [--kernels vpshufb,harley_seal,portable] NAME:SIZE:CHANNELS ...
-// vpshufb and harley_seal are the two AVX2 popcount variants (internal::SetAvx2Popcount).
+//   roofline [--rounds N] [--kernels portable,vpshufb,harley_seal,avx512] NAME:SIZE:CHANNELS ...
+// vpshufb and harley_seal are the two AVX2 popcount variants (internal::SetAvx2Popcount),
+// avx512 the AVX-512 VPOPCNTDQ kernel (isa_avx512.cc; its peak loop and kernel run only
+// where the CPU and OS support it, otherwise the run says why).
 // (3x3, stride 1, SAME padding with +1, float output). Every figure is the median of
 // interleaved rounds. Timings only; exactness is checked by tests/kernel_tests.cc.
 #include <immintrin.h>
@@ -56,6 +58,7 @@ __attribute__((target("popcnt"))) uint64_t PeakScalar(int reps) {
 }
 
 #define XK_T __attribute__((target("avx2,popcnt")))
+// (AVX-512 loops below: XK_T512.)
 XK_T inline __m256i Lut() {
   return _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2,
                           3, 1, 2, 2, 3, 2, 3, 3, 4);
@@ -74,17 +77,18 @@ XK_T inline __m256i BytePop(__m256i lut, __m256i x) {
                          _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), m)));
 }
 
-// vpshufb, byte counts of 16 vectors (two accumulators of 8) summed before one vpsadbw.
-XK_T uint64_t PeakVpshufb(int reps) {
-  const __m256i lut = Lut(), zero = _mm256_setzero_si256();
+// The byte-count peaks: per block of 64 words, `step(j, h)` returns the per-byte counts of
+// words [j + h, j + h + 4) (h = 0 or 4); two byte accumulators, one vpsadbw per block.
+template <class Step>
+XK_T uint64_t ByteCountPeak(int reps, const Step& step) {
+  const __m256i zero = _mm256_setzero_si256();
   __m256i total = zero;
   for (int r = 0; r < reps; ++r) {
     for (int i = 0; i < kWords; i += 64) {
       __m256i c0 = zero, c1 = zero;
-      for (int j = 0; j < 64; j += 8) {
-        c0 = _mm256_add_epi8(c0, BytePop(lut, _mm256_xor_si256(Load(g_a + i + j), Load(g_b + i + j))));
-        c1 = _mm256_add_epi8(
-            c1, BytePop(lut, _mm256_xor_si256(Load(g_a + i + j + 4), Load(g_b + i + j + 4))));
+      for (int j = i; j < i + 64; j += 8) {
+        c0 = _mm256_add_epi8(c0, step(j, 0));
+        c1 = _mm256_add_epi8(c1, step(j, 4));
       }
       total = _mm256_add_epi64(total, _mm256_sad_epu8(_mm256_add_epi8(c0, c1), zero));
     }
@@ -93,29 +97,76 @@ XK_T uint64_t PeakVpshufb(int reps) {
   return Sum64(total);
 }
 
+// vpshufb nibble lookup on plain operands.
+XK_T uint64_t PeakVpshufb(int reps) {
+  const __m256i lut = Lut();
+  return ByteCountPeak(reps, [&](int j, int h) XK_T {
+    return BytePop(lut, _mm256_xor_si256(Load(g_a + j + h), Load(g_b + j + h)));
+  });
+}
+
 // vpshufb on operands stored pre-split into nibbles (the AVX2 kernel's format): per 256
 // bits 2 xor + 2 shuffle + 2 add, twice the loads.
 XK_T uint64_t PeakVpshufbSplit(int reps) {
-  const __m256i lut = Lut(), zero = _mm256_setzero_si256();
-  __m256i total = zero;
+  const __m256i lut = Lut();
+  return ByteCountPeak(reps, [&](int j, int h) XK_T {
+    const __m256i lo =
+        _mm256_shuffle_epi8(lut, _mm256_xor_si256(Load(g_alo + j + h), Load(g_blo + j + h)));
+    const __m256i hi =
+        _mm256_shuffle_epi8(lut, _mm256_xor_si256(Load(g_ahi + j + h), Load(g_bhi + j + h)));
+    return _mm256_add_epi8(lo, hi);
+  });
+}
+
+// AVX-512 VPOPCNTDQ: per 512 bits 1 xor + 1 vpopcntq + 1 add into 64-bit lanes. The
+// loop with both operands loaded is bound by the loads (2 per 512 bits); the kernel loads
+// one filter vector per 8 output rows, so its ceiling is the second loop: each loaded
+// vector of b is XORed with 4 vectors of a held in registers (words a[0..32)), 4 words of
+// work per word loaded.
+#define XK_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt")))
+XK_T512 uint64_t PeakVpopcntq(int reps) {
+  __m512i s[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                  _mm512_setzero_si512()};
   for (int r = 0; r < reps; ++r) {
-    for (int i = 0; i < kWords; i += 64) {
-      __m256i c0 = zero, c1 = zero;
-      for (int j = 0; j < 64; j += 8) {
-        for (int h = 0; h < 8; h += 4) {
-          const __m256i lo = _mm256_shuffle_epi8(
-              lut, _mm256_xor_si256(Load(g_alo + i + j + h), Load(g_blo + i + j + h)));
-          const __m256i hi = _mm256_shuffle_epi8(
-              lut, _mm256_xor_si256(Load(g_ahi + i + j + h), Load(g_bhi + i + j + h)));
-          if (h == 0) c0 = _mm256_add_epi8(c0, _mm256_add_epi8(lo, hi));
-          else c1 = _mm256_add_epi8(c1, _mm256_add_epi8(lo, hi));
-        }
+    for (int i = 0; i < kWords; i += 32) {
+      for (int q = 0; q < 4; ++q) {
+        const __m512i x = _mm512_xor_si512(_mm512_load_si512(g_a + i + 8 * q),
+                                           _mm512_load_si512(g_b + i + 8 * q));
+        s[q] = _mm512_add_epi64(s[q], _mm512_popcnt_epi64(x));
       }
-      total = _mm256_add_epi64(total, _mm256_sad_epu8(_mm256_add_epi8(c0, c1), zero));
     }
     __asm__ volatile("" ::: "memory");
   }
-  return Sum64(total);
+  return static_cast<uint64_t>(_mm512_reduce_add_epi64(
+      _mm512_add_epi64(_mm512_add_epi64(s[0], s[1]), _mm512_add_epi64(s[2], s[3]))));
+}
+
+XK_T512 uint64_t PeakVpopcntqReuse(int reps) {
+  __m512i a[4], s[8];
+  for (int q = 0; q < 4; ++q) a[q] = _mm512_load_si512(g_a + 8 * q);
+  for (auto& v : s) v = _mm512_setzero_si512();
+  for (int r = 0; r < reps; ++r) {
+    for (int i = 0; i < kWords; i += 16) {
+      const __m512i b0 = _mm512_load_si512(g_b + i), b1 = _mm512_load_si512(g_b + i + 8);
+      for (int q = 0; q < 4; ++q) {
+        s[q] = _mm512_add_epi64(s[q], _mm512_popcnt_epi64(_mm512_xor_si512(a[q], b0)));
+        s[4 + q] = _mm512_add_epi64(s[4 + q], _mm512_popcnt_epi64(_mm512_xor_si512(a[q], b1)));
+      }
+    }
+    __asm__ volatile("" ::: "memory");
+  }
+  __m512i t = s[0];
+  for (int q = 1; q < 8; ++q) t = _mm512_add_epi64(t, s[q]);
+  return static_cast<uint64_t>(_mm512_reduce_add_epi64(t));
+}
+
+// What PeakVpopcntqReuse(1) must count.
+uint64_t ReuseCount() {
+  uint64_t n = 0;
+  for (int i = 0; i < kWords; ++i) {
+    for (int q = 0; q < 4; ++q) n += __builtin_popcountll(g_a[8 * q + i % 8] ^ g_b[i]);
+  }
+  return n;
 }
 
 XK_T inline void Csa(__m256i& h, __m256i& l, __m256i a, __m256i b, __m256i c) {
@@ -163,11 +214,54 @@ XK_T uint64_t PeakHarleySeal(int reps) {
 struct Peak {
   const char* name;
   uint64_t (*fn)(int);
+  bool avx512;  // needs AVX-512 VPOPCNTDQ
+  int work;     // words of work per word of b loaded (1: both operands loaded)
 };
-const Peak kPeaks[] = {{"scalar popcnt", PeakScalar},
-                       {"vpshufb", PeakVpshufb},
-                       {"vpshufb pre-split", PeakVpshufbSplit},
-                       {"Harley-Seal", PeakHarleySeal}};
+const Peak kPeaks[] = {{"scalar popcnt", PeakScalar, false, 1},
+                       {"vpshufb", PeakVpshufb, false, 1},
+                       {"vpshufb pre-split", PeakVpshufbSplit, false, 1},
+                       {"Harley-Seal", PeakHarleySeal, false, 1},
+                       {"vpopcntq (2 loads)", PeakVpopcntq, true, 1},
+                       {"vpopcntq (reuse)", PeakVpopcntqReuse, true, 4}};
+
+// Seconds per call of fn: enough calls to fill ~`seconds` (calibrated on one call).
+template <class Fn>
+double SecondsPerCall(const Fn& fn, double seconds) {
+  double t0 = Now();
+  fn();
+  const double once = Now() - t0;
+  const int calls = std::max(1, static_cast<int>(seconds / std::max(once, 1e-6)));
+  t0 = Now();
+  for (int c = 0; c < calls; ++c) fn();
+  return (Now() - t0) / calls;
+}
+
+// A kernel to time: an ISA, and for AVX2 its popcount variant.
+struct Kernel {
+  std::string name;
+  xk::Isa isa;
+  int variant;
+};
+
+bool FindKernel(const std::string& name, Kernel* k) {
+  k->name = name;
+  k->variant = xk::internal::kAvx2Vpshufb;
+  if (name == "vpshufb" || name == "harley_seal") {
+    k->isa = xk::Isa::kAvx2;
+    if (name == "harley_seal") k->variant = xk::internal::kAvx2HarleySeal;
+  } else if (name == "portable") {
+    k->isa = xk::Isa::kPortable;
+  } else if (name == "avx512") {
+    k->isa = xk::Isa::kAvx512;
+  } else {
+    std::fprintf(stderr, "unknown kernel %s (portable, vpshufb, harley_seal, avx512)\n",
+                 name.c_str());
+    return false;
+  }
+  const std::string why = xk::IsaUnavailableReason(k->isa);
+  if (!why.empty()) std::fprintf(stderr, "kernel %s is not available: %s\n", name.c_str(), why.c_str());
+  return why.empty();
+}
 
 // --- Real kernels --------------------------------------------------------------------------
 struct Layer {
@@ -183,19 +277,19 @@ struct Layer {
 
 int main(int argc, char** argv) {
   int rounds = 7;
-  std::vector<std::string> isa_names = {"vpshufb", "harley_seal"};
+  std::vector<std::string> kernel_names = {"portable", "vpshufb", "avx512"};
   std::vector<Layer> layers;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--rounds" && i + 1 < argc) {
       rounds = std::atoi(argv[++i]);
     } else if (arg == "--kernels" && i + 1 < argc) {
-      isa_names.clear();
+      kernel_names.clear();
       std::string s = argv[++i];
       for (size_t p = 0; p <= s.size();) {
         size_t q = s.find(',', p);
         if (q == std::string::npos) q = s.size();
-        isa_names.push_back(s.substr(p, q - p));
+        kernel_names.push_back(s.substr(p, q - p));
         p = q + 1;
       }
     } else {
@@ -211,21 +305,18 @@ int main(int argc, char** argv) {
       layers.push_back(std::move(l));
     }
   }
-  std::vector<xk::Isa> isas;
-  std::vector<int> variants;  // AVX2 popcount per kernel
-  for (const std::string& n : isa_names) {
-    bool found = false;
-    const bool hs = n == "harley_seal", avx2 = hs || n == "vpshufb";
-    for (xk::Isa isa : {xk::Isa::kPortable, xk::Isa::kAvx2, xk::Isa::kNeon}) {
-      if ((avx2 ? isa == xk::Isa::kAvx2 : n == xk::IsaName(isa)) && xk::IsaAvailable(isa)) {
-        isas.push_back(isa), found = true;
-        variants.push_back(hs ? xk::internal::kAvx2HarleySeal : xk::internal::kAvx2Vpshufb);
-      }
-    }
-    if (!found) {
-      std::fprintf(stderr, "ISA %s is not available\n", n.c_str());
-      return 2;
-    }
+  std::vector<Kernel> kernels(kernel_names.size());
+  for (size_t i = 0; i < kernel_names.size(); ++i) {
+    if (!FindKernel(kernel_names[i], &kernels[i])) return 2;
+  }
+  const bool have512 = xk::IsaAvailable(xk::Isa::kAvx512);
+  if (!have512) {
+    std::printf("AVX-512 VPOPCNTDQ peak skipped: %s\n",
+                xk::IsaUnavailableReason(xk::Isa::kAvx512).c_str());
+  }
+  std::vector<const Peak*> peaks;
+  for (const Peak& p : kPeaks) {
+    if (!p.avx512 || have512) peaks.push_back(&p);
   }
 
   std::mt19937_64 rng(1);
@@ -236,15 +327,17 @@ int main(int argc, char** argv) {
   }
   // The peaks must agree with each other (a cheap guard against a broken measurement loop).
   const uint64_t want = PeakScalar(1);
-  for (const Peak& p : kPeaks) {
-    if (p.fn(1) != want) {
-      std::fprintf(stderr, "peak loop %s counts %llu, scalar %llu\n", p.name,
-                   static_cast<unsigned long long>(p.fn(1)), static_cast<unsigned long long>(want));
+  for (const Peak* p : peaks) {
+    const uint64_t expected = p->work == 1 ? want : ReuseCount();
+    if (p->fn(1) != expected) {
+      std::fprintf(stderr, "peak loop %s counts %llu, scalar %llu\n", p->name,
+                   static_cast<unsigned long long>(p->fn(1)),
+                   static_cast<unsigned long long>(expected));
       return 1;
     }
   }
 
-  // Plans per layer and ISA.
+  // Plans per layer and kernel.
   std::vector<std::vector<xk::BConvPlan>> plans(layers.size());
   for (size_t li = 0; li < layers.size(); ++li) {
     Layer& l = layers[li];
@@ -260,11 +353,10 @@ int main(int argc, char** argv) {
     l.input.resize(static_cast<size_t>(l.size) * l.size * words);
     for (auto& w : l.input) w = static_cast<int32_t>(rng());
     std::vector<float> mul(l.channels, 1.0f), bias(l.channels, 0.0f);
-    for (size_t ii = 0; ii < isas.size(); ++ii) {
-      const xk::Isa isa = isas[ii];
-      xk::internal::SetAvx2Popcount(variants[ii]);
+    for (const Kernel& k : kernels) {
+      xk::internal::SetAvx2Popcount(k.variant);
       xk::BConvPlan plan;
-      const std::string err = xk::PrepareBConv(isa, s, filter.data(), mul.data(), bias.data(),
+      const std::string err = xk::PrepareBConv(k.isa, s, filter.data(), mul.data(), bias.data(),
                                                nullptr, &plan);
       if (!err.empty()) {
         std::fprintf(stderr, "%s: %s\n", l.name.c_str(), err.c_str());
@@ -276,62 +368,57 @@ int main(int argc, char** argv) {
     l.macs = static_cast<double>(l.size) * l.size * l.channels * 9.0 * l.channels;
   }
 
-  // Interleaved rounds: every peak loop and every (layer, ISA) once per round.
-  const int peak_reps = 20000;  // 20000 * 1024 words: ~10-40 ms per loop
-  std::vector<std::vector<double>> peak_t(std::size(kPeaks));
+  // Interleaved rounds: every peak loop and every (layer, kernel) once per round.
+  const int peak_reps = 2000;  // 2000 * 1024 words per call
+  std::vector<std::vector<double>> peak_t(peaks.size());
   std::vector<std::vector<std::vector<double>>> kern_t(
-      layers.size(), std::vector<std::vector<double>>(isas.size()));
+      layers.size(), std::vector<std::vector<double>>(kernels.size()));
   xk::ThreadPool pool(1);
   for (int r = 0; r < rounds; ++r) {
-    for (size_t p = 0; p < std::size(kPeaks); ++p) {
-      const double t0 = Now();
-      g_sink = kPeaks[p].fn(peak_reps);
-      peak_t[p].push_back(Now() - t0);
+    for (size_t p = 0; p < peaks.size(); ++p) {
+      peak_t[p].push_back(SecondsPerCall([&] { g_sink = peaks[p]->fn(peak_reps); }, 0.03));
     }
     for (size_t li = 0; li < layers.size(); ++li) {
-      for (size_t ii = 0; ii < isas.size(); ++ii) {
-        const xk::BConvPlan& plan = plans[li][ii];
-        xk::internal::SetAvx2Popcount(variants[ii]);  // the variant the plan was made for
-        // Enough calls to fill ~50 ms (calibrated from a first call).
-        double t0 = Now();
-        xk::RunBConv(plan, layers[li].input.data(), layers[li].output.data(), &pool);
-        const double once = Now() - t0;
-        const int calls = std::max(1, static_cast<int>(0.05 / std::max(once, 1e-6)));
-        t0 = Now();
-        for (int c = 0; c < calls; ++c) {
-          xk::RunBConv(plan, layers[li].input.data(), layers[li].output.data(), &pool);
-        }
-        kern_t[li][ii].push_back((Now() - t0) / calls);
+      for (size_t ki = 0; ki < kernels.size(); ++ki) {
+        xk::internal::SetAvx2Popcount(kernels[ki].variant);  // the variant the plan was made for
+        Layer& l = layers[li];
+        kern_t[li][ki].push_back(SecondsPerCall(
+            [&] { xk::RunBConv(plans[li][ki], l.input.data(), l.output.data(), &pool); }, 0.05));
       }
     }
   }
 
   const double peak_words = static_cast<double>(peak_reps) * kWords;
-  double best = 0;
+  double best = 0, best_avx2 = 0;
   std::printf("binary peak (XNOR+popcount of 64-bit words, operands in L1, 1 thread, median of %d "
               "interleaved rounds):\n", rounds);
-  for (size_t p = 0; p < std::size(kPeaks); ++p) {
-    const double rate = peak_words / Median(peak_t[p]);
+  for (size_t p = 0; p < peaks.size(); ++p) {
+    const double rate = peak_words * peaks[p]->work / Median(peak_t[p]);
     best = std::max(best, rate);
-    std::printf("  %-18s %7.2f G words/s = %6.1f G binary MAC/s\n", kPeaks[p].name, rate / 1e9,
+    if (!peaks[p]->avx512) best_avx2 = std::max(best_avx2, rate);
+    std::printf("  %-18s %7.2f G words/s = %6.1f G binary MAC/s\n", peaks[p]->name, rate / 1e9,
                 rate * 64 / 1e9);
   }
-  std::printf("  best               %7.2f G words/s = %6.1f G binary MAC/s\n", best / 1e9,
-              best * 64 / 1e9);
+  std::printf("  best               %7.2f G words/s = %6.1f G binary MAC/s (best without "
+              "AVX-512: %.2f G words/s)\n", best / 1e9, best * 64 / 1e9, best_avx2 / 1e9);
   std::printf("\nkernels (3x3 stride 1 SAME, float output, 1 thread, median ms; share of best peak):\n");
   std::printf("  %-12s", "layer");
-  for (const std::string& n : isa_names) std::printf(" %12s %6s", n.c_str(), "share");
+  for (const Kernel& k : kernels) std::printf(" %12s %6s", k.name.c_str(), "share");
   std::printf("\n");
+  size_t base = 0;  // ratios against vpshufb (today's default) when it was measured
+  for (size_t ki = 0; ki < kernels.size(); ++ki) {
+    if (kernels[ki].name == "vpshufb") base = ki;
+  }
   for (size_t li = 0; li < layers.size(); ++li) {
     std::printf("  %-12s", layers[li].name.c_str());
-    for (size_t ii = 0; ii < isas.size(); ++ii) {
-      const double t = Median(kern_t[li][ii]);
-      const double rate = layers[li].macs / 64 / t;
-      std::printf(" %9.3f ms %5.1f%%", t * 1e3, 100 * rate / best);
+    for (size_t ki = 0; ki < kernels.size(); ++ki) {
+      const double t = Median(kern_t[li][ki]);
+      std::printf(" %9.3f ms %5.1f%%", t * 1e3, 100 * layers[li].macs / 64 / t / best);
     }
-    if (isas.size() >= 2) {
-      std::printf("   %s/%s %.2fx", isa_names[0].c_str(), isa_names[1].c_str(),
-                  Median(kern_t[li][0]) / Median(kern_t[li][1]));
+    for (size_t ki = 0; ki < kernels.size(); ++ki) {
+      if (ki == base) continue;
+      std::printf("   %s/%s %.2fx", kernel_names[base].c_str(), kernel_names[ki].c_str(),
+                  Median(kern_t[li][base]) / Median(kern_t[li][ki]));
     }
     std::printf("\n");
   }
