@@ -14,7 +14,7 @@ The logic lives in importable modules (`deploy.convert`, `deploy.verify`, …); 
 a thin absl front end. Bad input (missing or corrupt files, unknown flag values,
 unreadable images, mismatching input sizes) prints one ``error:`` line and exits
 with status 2, without a traceback and without writing partial output; a ``verify``
-beyond tolerance exits with status 1. Native TensorFlow/LCE log lines are hidden
+whose layer-wise certificate FAILs exits with status 1. Native TensorFlow/LCE log lines are hidden
 unless ``XNOR_DEPLOY_VERBOSE=1``.
 """
 
@@ -46,7 +46,11 @@ flags.DEFINE_string("data", None, "verify: data set (test split) or image-folder
 flags.DEFINE_string("images", None, "verify: directory of images to compare on.")
 flags.DEFINE_integer("n", None, "verify: number of inputs (default: 1000 from --data, all "
                      "--images, 100 random).")
-flags.DEFINE_float("tolerance", 1e-3, "verify: allowed max |Δ| as a fraction of the logit range.")
+flags.DEFINE_float("tolerance", 1e-3, "verify: end-to-end statistic: the share of inputs whose "
+                   "max |Δ| is within this fraction of the logit range (reported; the "
+                   "verdict is layer-wise).")
+flags.DEFINE_integer("certify_n", None, "verify: certify layer by layer on the first N inputs "
+                     "(default: all).")
 flags.DEFINE_integer("seed", 0, "verify/bench: seed of the random inputs.")
 flags.DEFINE_string("runtime", None, "verify/bench/predict: auto, native, lce, lce-default, "
                     "lce-reference (tflite for models without LCE ops). Default: lce for "
@@ -128,7 +132,8 @@ def _verify(argv):
 
     result = verify_files(model_path, tflite_path, data=FLAGS.data, images=FLAGS.images,
                           n=FLAGS.n, seed=FLAGS.seed, runtime=FLAGS.runtime or "lce",
-                          threads=FLAGS.threads, tolerance=FLAGS.tolerance)
+                          threads=FLAGS.threads, tolerance=FLAGS.tolerance,
+                          certify_n=FLAGS.certify_n)
     if FLAGS.json:
         print(json.dumps(result.as_dict()))
     else:

@@ -1,22 +1,26 @@
 """``xnor-deploy verify``: does the .tflite compute what the Keras model computes?
 
-Runs the Keras model and the converted model (LCE interpreter by default) on the same
-inputs — test images of a data set, an image folder (preprocessed with the spec
-recorded in the .tflite), or standard-normal noise — and compares the outputs:
+Two parts, on the same inputs — test images of a data set, an image folder
+(preprocessed with the spec recorded in the .tflite), or standard-normal noise:
 
-- max |Δ|: the largest absolute difference of any output (logit);
-- logit range: max − min of the Keras outputs over all inputs;
-- top-1 agreement: the fraction of inputs whose arg-max class is the same.
-
-It passes when top-1 agreement is 100% and max |Δ| ≤ tolerance × logit range
-(tolerance 1e-3 by default). Binary networks amplify float rounding only where an
-activation sits exactly at a sign threshold, which this bound tolerates.
+1. **The verdict: layer-wise certification** (`deploy.certify`). Every piece of the
+   converted file between two tensors that stand for Keras tensors runs on Keras's own
+   values at its inputs, and must match the Keras layers' float64 value within a
+   float32 rounding bound derived per op; a sign may differ from Keras's only where the
+   pre-activation is within that bound of 0. PASS exactly when every element of every
+   piece does; otherwise FAIL naming the first offending layer, the position and the
+   values (exit status 1).
+2. **End-to-end statistics**, reported, not deciding: max |Δ| of any output, the
+   logit range, top-1 agreement, the share of inputs within ``tolerance`` × range, and
+   the noise floor (Keras against itself under a one-rounding input change). A binary
+   network amplifies a pre-activation within rounding of 0 into a different sign and
+   onwards, so no end-to-end tolerance tells a correct conversion from a broken one.
 
 Example:
 
 >>> result = verify_files("model.keras", "model.tflite", n=100)   # doctest: +SKIP
->>> result.passed, result.top1_agreement                          # doctest: +SKIP
-(True, 1.0)
+>>> result.passed, result.certificate.format_verdict()[:4]      # doctest: +SKIP
+(True, 'PASS')
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 
 from deploy.artifacts import load_tflite, read_metadata
 from deploy.errors import DeployError
+from xnor_keras.validation import positive_int
 
 __all__ = ["VerifyResult", "compare", "verify_files"]
 
@@ -45,40 +50,49 @@ class VerifyResult:
     tolerance: float
     within_tolerance: float = 1.0  # fraction of inputs whose own max |Δ| ≤ tolerance × range
     noise_floor: "VerifyResult | None" = None
+    certificate: object = None  # deploy.certify.Certificate: decides `passed`
 
     @property
     def relative_diff(self) -> float:
         return self.max_abs_diff / self.logit_range if self.logit_range > 0 else float("inf")
 
     @property
-    def passed(self) -> bool:
+    def close_end_to_end(self) -> bool:
+        """Top-1 agreement 100% and max |Δ| ≤ tolerance × range (a statistic only)."""
         return self.top1_agreement == 1.0 and self.max_abs_diff <= self.tolerance * self.logit_range
+
+    @property
+    def passed(self) -> bool:
+        """The layer-wise certificate's verdict (`deploy.certify`)."""
+        if self.certificate is None:
+            raise DeployError("no layer-wise certificate: only deploy.certify decides a verdict")
+        return self.certificate.passed
 
     def format(self) -> str:
         agree = round(self.top1_agreement * self.n)
-        verdict = "PASS" if self.passed else "FAIL"
-        text = (f"verify: {self.n} inputs ({self.source}), Keras vs {self.runtime}: "
+        text = (f"end to end: {self.n} inputs ({self.source}), Keras vs {self.runtime}: "
                 f"max |Δ| = {self.max_abs_diff:.3g}, logit range = {self.logit_range:.4g}, "
-                f"max |Δ| / range = {self.relative_diff:.3g} (tolerance {self.tolerance:g}), "
+                f"max |Δ| / range = {self.relative_diff:.3g}, "
                 f"top-1 agreement = {100 * self.top1_agreement:.2f}% ({agree}/{self.n}), "
-                f"inputs within tolerance = {100 * self.within_tolerance:.2f}% → {verdict}")
+                f"inputs within {self.tolerance:g} × range = {100 * self.within_tolerance:.2f}%")
         floor = self.noise_floor
         if floor is not None:
             text += (f"\nnoise floor (Keras vs Keras with inputs × (1 + 2⁻²³)): max |Δ| / range = "
                      f"{floor.relative_diff:.3g}, top-1 agreement = "
                      f"{100 * floor.top1_agreement:.2f}%, inputs within tolerance = "
                      f"{100 * floor.within_tolerance:.2f}%")
-            if not self.passed and not floor.passed:
-                text += ("\n  the Keras model itself fails this tolerance under a one-rounding "
-                         "input change: sign flips of activations at their thresholds, not a "
-                         "conversion error, make up a difference of this size")
+        if self.certificate is not None:
+            text += f"\nverdict: {self.certificate.format_verdict()}"
         return text
 
     def as_dict(self) -> dict:
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "noise_floor"}
-        d.update(passed=self.passed, relative_diff=self.relative_diff)
+        d = {k: v for k, v in dataclasses.asdict(self).items()
+             if k not in ("noise_floor", "certificate")}
+        d.update(relative_diff=self.relative_diff, close_end_to_end=self.close_end_to_end)
         if self.noise_floor is not None:
             d["noise_floor"] = self.noise_floor.as_dict()
+        if self.certificate is not None:
+            d.update(passed=self.passed, certificate=self.certificate.as_dict())
         return d
 
 
@@ -123,6 +137,12 @@ def noise_floor(model, x, reference=None, *, batch_size=32,
                    tolerance=tolerance)
 
 
+def _bar(total, desc):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="input", leave=False, disable=total < 20)
+
+
 def _progress(iterable, total, desc):
     from tqdm import tqdm
 
@@ -132,12 +152,14 @@ def _progress(iterable, total, desc):
 
 def verify_files(model_path, tflite_path, *, data=None, images=None, n=None, seed=0,
                  runtime="lce", threads=1, tolerance=DEFAULT_TOLERANCE,
-                 with_noise_floor=True) -> VerifyResult:
+                 with_noise_floor=True, certify_n=None) -> VerifyResult:
     """Verifies ``tflite_path`` against the Keras model at ``model_path``.
 
     ``data``: a data set name (its test split) or image-folder directory; ``images``: a
     directory of image files; neither: ``n`` standard-normal inputs (default 100).
+    ``certify_n``: certify layer by layer on the first that many inputs (default: all).
     """
+    positive_int("--certify_n", certify_n, optional=True, error=DeployError)
     if data is not None and images is not None:
         raise DeployError("pass either --data or --images, not both")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -177,5 +199,13 @@ def verify_files(model_path, tflite_path, *, data=None, images=None, n=None, see
     result = compare(reference, outputs, source=source, runtime=runner.name, tolerance=tolerance)
     if with_noise_floor:
         result.noise_floor = noise_floor(model, x, reference, tolerance=tolerance)
+    from deploy.certify import certify
+    from deploy.runtime import default_runtime
+
+    layerwise = x[:certify_n] if certify_n else x
+    with _bar(len(layerwise), f"layer-wise ({runner.name})") as bar:
+        result.certificate = certify(model, flatbuffer, layerwise,
+                                     runtime=default_runtime() if runtime == "auto" else runtime,
+                                     num_threads=threads, progress=bar.update)
     return result
 

@@ -65,7 +65,8 @@ def test_verify_inspect_predict_bench(files):
     d, _ = files
     result = cli("verify", d / "model.keras", d / "model.tflite", "-n", "40")
     assert result.returncode == 0, result.stderr
-    assert "→ PASS" in result.stdout and "top-1 agreement = 100.00% (40/40)" in result.stdout
+    assert "\nverdict: PASS (lce): " in result.stdout
+    assert "top-1 agreement = 100.00% (40/40)" in result.stdout
     result = cli("inspect", d / "model.tflite", "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
@@ -84,7 +85,10 @@ def test_verify_inspect_predict_bench(files):
     assert "float32 twin (TFLite+XNNPACK)" in result.stdout and "int8 twin" in result.stdout
     assert f"binary ({default_runtime()}) is" in result.stdout
     if default_runtime() == "native":  # x86-64: the AVX2 kernels ran every binary conv
-        isa = "avx2" if "avx2" in open("/proc/cpuinfo").read() else "portable"
+        from deploy.native import library_info
+
+        isa = library_info()["isa"]
+        assert isa != "portable" or "avx2" not in open("/proc/cpuinfo").read()
         assert f"xnor_keras C++ kernels ({isa}, 1 thread(s)) for 4 LceBconv2d, 4 LceQuantize; float ops" in result.stdout
     result = cli("bench", d / "model.tflite", "--runs", "2", "--warmup", "0", "--noint8",
                  "--runtime", "lce", "--threads", "2")
@@ -92,6 +96,23 @@ def test_verify_inspect_predict_bench(files):
     assert "binary (lce) is" in result.stdout
     assert "larq-compute-engine interpreter, optimized indirect-BGEMM binary kernels, float ops "\
         "on XNNPACK, 2 thread(s)" in result.stdout
+
+
+def test_verify_of_a_broken_conversion_exits_1_naming_the_layer(files, tmp_path):
+    from deploy.lowering import lower
+    from deploy.tflite_model import TFLiteModel
+    from tests.test_deploy_certify import _flip_filter_bit
+
+    d, _ = files
+    model = tf.keras.models.load_model(d / "model.keras")
+    scopes = {name: scope for scope, name in lower(model).scopes.items()}
+    tflite = TFLiteModel((d / "model.tflite").read_bytes())
+    _flip_filter_bit(tflite, scopes, "conv3")
+    (tmp_path / "broken.tflite").write_bytes(tflite.to_bytes())
+    result = cli("verify", d / "model.keras", tmp_path / "broken.tflite", "-n", "20")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "\nverdict: FAIL (lce): layer 'conv3' [conv3; ops " in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_fig4_quick(tmp_path):

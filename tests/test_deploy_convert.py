@@ -59,7 +59,7 @@ def test_xnor_every_binary_layer_is_a_bconv(xnor_files):
     text = result.report.format()
     for name in ("conv2", "conv3", "conv4", "fc5"):
         assert any(line.startswith(name) and "LceBconv2d" in line for line in text.splitlines())
-    assert _agree(model, out.read_bytes()).passed
+    assert _agree(model, out.read_bytes()).close_end_to_end
 
 
 def test_metadata_records_target_input_preprocessing_labels(xnor_files):
@@ -98,7 +98,7 @@ def test_k_less_xnor_pools_bitpacked_and_matches():
                  and tflite.tensors[op.outputs[0]].dtype == "INT32"]
     assert len(bitpacked) == 1  # the valid conv feeding the last one
     assert "MAX_POOL_2D" not in census  # no float pooling left
-    assert _agree(model, result.flatbuffer, n=16).passed
+    assert _agree(model, result.flatbuffer, n=16).close_end_to_end
 
 
 def test_fp_model_has_no_binary_ops():
@@ -119,7 +119,7 @@ def test_bwn_weights_are_stored_in_one_bit():
     assert len(packed) == 4 and all(t.dtype == "INT32" for t in packed)
     # fc5's 1152×256 weights: 1 bit each, not 4 bytes.
     assert summary["weight_bytes"] < 0.2 * summary["float_twin_bytes"]
-    assert _agree(model, result.flatbuffer).passed
+    assert _agree(model, result.flatbuffer).close_end_to_end
 
 
 def test_xcore_float_fallback_is_caught_and_named(tmp_path):
@@ -189,4 +189,4 @@ def test_compare_counts_inputs_within_tolerance():
     result = compare(reference, outputs, tolerance=1e-3)  # range 10: allowed |Δ| 0.01
     assert result.max_abs_diff == pytest.approx(0.5)
     assert result.within_tolerance == pytest.approx(2 / 3)
-    assert result.top1_agreement == 1.0 and not result.passed
+    assert result.top1_agreement == 1.0 and not result.close_end_to_end

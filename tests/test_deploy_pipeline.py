@@ -69,6 +69,10 @@ def test_main_job_report_matches_accuracies_recomputed_from_its_files(tmp_path):
     assert abs(tflite_top1 - keras_top1) <= 0.01
     assert report["binary_layers"] == 4 and report["binary_layers_in_float"] == 0
     assert report["verify"]["n"] == 50 and report["verify"]["top1_agreement"] >= 0.98
+    # A trained model's conversion is certified layer by layer (deploy.certify).
+    assert report["verify"]["passed"], report["verify"]["verdict"]
+    assert report["verify"]["verdict"].startswith("PASS (lce): ")
+    assert "verify (layer-wise) | PASS (lce): " in (tmp_path / "report.md").read_text()
     sizes = report["sizes"]
     assert sizes["tflite_bytes"] == len(flatbuffer)
     assert sizes["float_twin_weight_bytes"] > 10 * sizes["tflite_bytes"]
