@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from xnor_keras import data, distribute, models
 from xnor_keras.options import BinaryOptions
+from xnor_keras.validation import positive_int
 
 __all__ = ["TrainConfig", "Recipe", "RECIPES", "recipe_for", "train", "plot_curves"]
 
@@ -135,9 +136,8 @@ def _resolve(config):
         )
     for name in ("epochs", "batch_size", "train_limit", "eval_limit"):
         value = getattr(config, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
-            raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if value is not None:  # None: the recipe's default (the flags cannot pass None)
+            positive_int(name, value)
     optimizer = config.optimizer or ("adam" if config.precision in recipe.adam_for else "sgd")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: optimizer={optimizer!r}")
