@@ -42,7 +42,6 @@ __all__ = [
     "convert_model",
     "convert_file",
     "load_keras_model",
-    "atomic_write",
 ]
 
 # User-facing target → LCE converter target.
@@ -57,27 +56,6 @@ class ConversionResult:
     flatbuffer: bytes
     report: report_lib.Report
     metadata: dict
-
-
-def atomic_write(path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temporary file and a rename: readers never see
-    a partial file, and a failure leaves no file behind."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise DeployError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _infer_dataset(model, sidecar):
@@ -333,5 +311,7 @@ def convert_file(model_path, out_path, *, target="arm64", allow_float_fallback=F
     result = convert_model(model, target=target, allow_float_fallback=allow_float_fallback,
                            dataset=dataset, labels_path=labels_path, source=model_path,
                            sidecar=_read_sidecar(model_path))
+    from xnor_keras.io import atomic_write
+
     atomic_write(out_path, result.flatbuffer)
     return result
