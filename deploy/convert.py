@@ -173,7 +173,7 @@ def _find_binary_layers(tflite, plans):
             candidates.setdefault(_signature(signs), []).append((op.index, kind))
     found = {}
     for plan in plans:
-        if plan.role not in ("binary", "binary-weight") or plan.filter_signs is None:
+        if not plan.role.binary or plan.filter_signs is None:
             continue
         matches = candidates.get(_signature(plan.filter_signs))
         if matches:
@@ -183,36 +183,38 @@ def _find_binary_layers(tflite, plans):
 
 def _check_binary_layers(tflite, plans, found, *, allow_float_fallback):
     """Marks each plan's outcome; raises for a binary layer that ended up in float."""
+    from deploy.lowering import Outcome, Role
+
     problems = []
     for plan in plans:
-        if plan.role == "binary":
+        if plan.role is Role.BINARY:
             match = found.get(plan.name)
             if match and match[1] == "bconv":
-                plan.outcome = "binary"
+                plan.outcome = Outcome.BINARY
             else:
                 why = ("its ±1 filter is stored as float32 weights of a float op"
                        if match else "no LceBconv2d with its filter exists in the converted "
                        "model")
-                plan.outcome = "float"
+                plan.outcome = Outcome.FLOAT
                 problems.append(f"layer {plan.name!r} ({plan.class_name}) was not converted to "
                                 f"a binary op: {why}")
-        elif plan.role == "binary-weight":
+        elif plan.role is Role.BINARY_WEIGHT:
             match = found.get(plan.name)
             if match:
-                plan.outcome = "binary-weight"
+                plan.outcome = Outcome.BINARY_WEIGHT
             else:
-                plan.outcome = "float"
+                plan.outcome = Outcome.FLOAT
                 problems.append(f"layer {plan.name!r} ({plan.class_name}): its binary weights "
                                 "were not found as a ±α constant in the converted model")
-        elif plan.role == "fallback":
-            plan.outcome = "float"
+        elif plan.role is Role.FALLBACK:
+            plan.outcome = Outcome.FLOAT
         else:
-            plan.outcome = plan.role
+            plan.outcome = Outcome(plan.role)  # FLOAT or OTHER: what it was
     if problems and not allow_float_fallback:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DeployError(f"{problems[0]}{more}; pass --allow-float-fallback to accept")
     for plan in plans:
-        if plan.outcome == "float" and plan.role in ("binary", "binary-weight"):
+        if plan.outcome is Outcome.FLOAT and plan.role.binary:
             plan.notes.append("FLOAT FALLBACK (accepted with --allow-float-fallback)")
     return problems
 
@@ -242,7 +244,7 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     import xnor_keras  # its __version__ goes into the metadata
-    from deploy.lowering import lower
+    from deploy.lowering import Role, lower
     import larq_compute_engine as lce
     import tensorflow as tf
 
@@ -261,7 +263,7 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
             owners[tflite.ops[match[0]].outputs[0]] = plan.name
     bwn = sorted((match[0], name) for name, match in found.items()
                  if match[1] == "float-binary-constant"
-                 and any(p.name == name and p.role == "binary-weight" for p in lowered.plans))
+                 and any(p.name == name and p.role is Role.BINARY_WEIGHT for p in lowered.plans))
     scope_of = {plan.name: plan.scope for plan in lowered.plans}
     for op_index, name in reversed(bwn):
         tflite.binarize_constant(op_index, 1, scale_axis=0,

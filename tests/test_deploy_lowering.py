@@ -2,12 +2,15 @@
 
 The NumPy algebra of the folds is tested in test_deploy_lowering_folding.py."""
 
+import json
+
 import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from deploy.lowering import LoweringError, lower
+from deploy import report
+from deploy.lowering import LoweringError, Outcome, Role, lower
 from xnor_keras.layers import BinaryWeightConv2D, BinaryWeightDense, XnorConv2D, XnorDense
 
 L = tf.keras.layers
@@ -99,8 +102,17 @@ def test_bwn_and_bnn_and_larq_layers(rng):
     x = BinaryWeightDense(6)(x)
     model = trained_like(tf.keras.Model(inputs, x), rng)
     lowered = _check(model, rng)
-    roles = [p.role for p in lowered.plans if p.role.startswith("binary")]
-    assert roles == ["binary-weight", "binary", "binary", "binary-weight"]
+    roles = [p.role for p in lowered.plans if p.role.binary]
+    assert roles == [Role.BINARY_WEIGHT, Role.BINARY, Role.BINARY, Role.BINARY_WEIGHT]
+    assert roles == ["binary-weight", "binary", "binary", "binary-weight"]  # still strings
+
+
+def test_roles_are_the_strings_the_report_reads():
+    # deploy.report reads the roles back from JSON metadata as plain strings.
+    assert set(Role) <= set(report.KINDS) and set(Outcome) <= set(report.KINDS)
+    assert json.dumps([Role.BINARY_WEIGHT, Outcome.FLOAT]) == '["binary-weight", "float"]'
+    assert f"{Role.FALLBACK}" == str(Role.FALLBACK) == "fallback"
+    assert [role for role in Role if role.binary] == [Role.BINARY, Role.BINARY_WEIGHT]
 
 
 def test_non_binary_layers_fail_with_the_layer_name():

@@ -20,7 +20,7 @@ from deploy.errors import DeployError
 from deploy.lowering import cost, graph
 from deploy.lowering.folding import (
     Affine, FoldError, MaxPool, Relu, fold_sign_chain, integer_threshold, per_channel)
-from deploy.lowering.plan import LayerPlan, Lowered, LoweringError
+from deploy.lowering.plan import LayerPlan, Lowered, LoweringError, Role
 from deploy.lowering.values import (
     AffineOrigin, BconvOrigin, MaxPoolOrigin, ReluOrigin, SignOrigin, Value)
 from xnor_keras import scaling
@@ -65,7 +65,7 @@ class _Lowering:
                 self._prepass(layer)
                 continue
             scope = f"L{len(self.order)}"
-            plan = LayerPlan(name=layer.name, class_name=type(layer).__name__, role="other",
+            plan = LayerPlan(name=layer.name, class_name=type(layer).__name__, role=Role.OTHER,
                              scope=scope)
             self.plans[id(layer)] = plan
             self.order.append(plan)
@@ -75,7 +75,7 @@ class _Lowering:
             plan.float_twin_macs = cost.float_macs(layer)
             if spec is not None:
                 self.specs[id(layer)] = spec
-                plan.role = "binary" if spec.kind == "xnor" else "binary-weight"
+                plan.role = Role.BINARY if spec.kind == "xnor" else Role.BINARY_WEIGHT
                 kernel = spec.kernel
                 if spec.kind == "xnor" and spec.op == "dense":
                     # Stored in its final (H, W, C, units) shape: MLIR does not fold a
@@ -86,7 +86,7 @@ class _Lowering:
                 self.kernels[id(layer)] = tf.Variable(kernel, trainable=False,
                                                       name=f"{layer.name}_binary_kernel")
             elif reason is not None:
-                plan.role = "fallback"
+                plan.role = Role.FALLBACK
                 plan.fallback_reason = reason
                 if not self.allow:
                     raise LoweringError(
@@ -96,8 +96,8 @@ class _Lowering:
                 self.bn[id(layer)] = graph.batch_norm(layer)
             elif isinstance(layer, Quantizer) and graph.is_sign_quantizer(layer):
                 self.sign_layers.add(id(layer))
-            if plan.role == "other" and layer.weights:
-                plan.role = "float"
+            if plan.role is Role.OTHER and layer.weights:
+                plan.role = Role.FLOAT
 
     # ---------------------------------------------------------------- walk
     def run(self, x):
@@ -126,7 +126,7 @@ class _Lowering:
     def _layer(self, layer, node, args, plan):
         if id(layer) in self.specs:
             return [self._binary(layer, self.specs[id(layer)], args[0], plan)]
-        if plan.role == "fallback":
+        if plan.role is Role.FALLBACK:
             plan.lowering = "float (fallback)"
             plan.notes.append(f"runs in float: {plan.fallback_reason}")
         if id(layer) in self.sign_layers and len(args) == 1:
