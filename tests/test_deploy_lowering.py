@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from deploy import report
 from deploy.lowering import LoweringError, Outcome, Role, lower
+from deploy.lowering.graph import BinarySpec, Unlowerable, binary_spec
 from xnor_keras.layers import BinaryWeightConv2D, BinaryWeightDense, XnorConv2D, XnorDense
 
 L = tf.keras.layers
@@ -121,6 +122,20 @@ def test_non_binary_layers_fail_with_the_layer_name():
     model = tf.keras.Model(inputs, L.GlobalAveragePooling2D()(x))
     with pytest.raises(LoweringError, match="'kbit'.*k-bit"):
         lower(model)
+
+
+def test_binary_spec_returns_one_type_per_answer():
+    def built(layer):
+        layer.build((None, 8, 8, 3))
+        return layer
+
+    spec = binary_spec(built(XnorConv2D(4, 3)))
+    assert isinstance(spec, BinarySpec) and (spec.kind, spec.op) == ("xnor", "conv")
+    assert binary_spec(built(BinaryWeightConv2D(4, 3))).kind == "bwn"
+    refused = binary_spec(built(XnorConv2D(4, 3, alpha="learned", weight_bits=2)))
+    assert refused == Unlowerable("weight_bits=2: k-bit quantizers have no binary op in "
+                                  "larq-compute-engine")
+    assert binary_spec(built(L.Conv2D(4, 3))) is None
 
 
 def test_float_fallback_is_explicit(rng):

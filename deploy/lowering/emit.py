@@ -70,10 +70,10 @@ class _Lowering:
             self.plans[id(layer)] = plan
             self.order.append(plan)
             self.scopes[scope] = layer.name
-            spec, reason = graph.binary_spec(layer)
+            spec = graph.binary_spec(layer)
             plan.float_twin_params = cost.inference_params(layer)
             plan.float_twin_macs = cost.float_macs(layer)
-            if spec is not None:
+            if isinstance(spec, graph.BinarySpec):
                 self.specs[id(layer)] = spec
                 plan.role = Role.BINARY if spec.kind == "xnor" else Role.BINARY_WEIGHT
                 kernel = spec.kernel
@@ -85,13 +85,14 @@ class _Lowering:
                     kernel = kernel.reshape(*spatial, kernel.shape[-1])
                 self.kernels[id(layer)] = tf.Variable(kernel, trainable=False,
                                                       name=f"{layer.name}_binary_kernel")
-            elif reason is not None:
+            elif isinstance(spec, graph.Unlowerable):
                 plan.role = Role.FALLBACK
-                plan.fallback_reason = reason
+                plan.fallback_reason = spec.reason
                 if not self.allow:
                     raise LoweringError(
                         f"layer {layer.name!r} ({type(layer).__name__}) cannot be lowered to a "
-                        f"binary op: {reason}. Pass --allow-float-fallback to run it in float.")
+                        f"binary op: {spec.reason}. Pass --allow-float-fallback to run it in "
+                        "float.")
             elif isinstance(layer, tf.keras.layers.BatchNormalization):
                 self.bn[id(layer)] = graph.batch_norm(layer)
             elif isinstance(layer, Quantizer) and graph.is_sign_quantizer(layer):
