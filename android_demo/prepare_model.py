@@ -20,7 +20,6 @@ output says so. The preprocessing spec is `xnor_keras.data.preprocessing_spec`'s
 import json
 import os
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -55,18 +54,6 @@ def tflite_metadata(flatbuffer):
             data = bytes(model.buffers[entry.buffer].data)
             return json.loads(data.decode("utf-8"))
     return None
-
-
-def _atomic_write(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _convert(model, source_path=None):
@@ -113,6 +100,7 @@ def choose_source(model_path):
 def prepare(out_dir, model_path=None):
     """Writes the assets; returns a dict describing what was bundled."""
     from xnor_keras import data
+    from xnor_keras.io import atomic_write
 
     if not os.path.isdir(out_dir):
         raise PrepareError(f"{out_dir}: not a directory")
@@ -170,11 +158,10 @@ def prepare(out_dir, model_path=None):
         "preprocessing": spec,
         "labels": labels or [],
     }
-    _atomic_write(os.path.join(out_dir, "model.tflite"), flatbuffer)
-    _atomic_write(os.path.join(out_dir, "model_spec.json"),
-                  json.dumps(model_spec, indent=1).encode())
-    _atomic_write(os.path.join(out_dir, "labels.txt"),
-                  "".join(f"{label}\n" for label in labels or []).encode())
+    atomic_write(os.path.join(out_dir, "model.tflite"), flatbuffer)
+    atomic_write(os.path.join(out_dir, "model_spec.json"), json.dumps(model_spec, indent=1))
+    atomic_write(os.path.join(out_dir, "labels.txt"),
+                 "".join(f"{label}\n" for label in labels or []))
     return model_spec
 
 

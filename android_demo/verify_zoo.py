@@ -115,6 +115,7 @@ def main(argv):
 
     import xnor_keras  # noqa: F401
     from xnor_keras import models
+    from xnor_keras.io import atomic_write
 
     rng = np.random.default_rng(0)
     tf.keras.utils.set_random_seed(0)
@@ -167,8 +168,7 @@ def main(argv):
             if not ok and FLAGS.keep_failures:
                 os.makedirs(FLAGS.keep_failures, exist_ok=True)
                 stem = os.path.join(FLAGS.keep_failures, f"{name}_{precision}_{len(results)}")
-                with open(stem + ".tflite", "wb") as f:
-                    f.write(flatbuffer)
+                atomic_write(stem + ".tflite", flatbuffer)
                 np.save(stem + "_inputs.npy", x)
             binary = sum(1 for line in subprocess.run(
                 ["java", "-cp", classpath, "xnor.tflite.Main", "info", paths[0]],
@@ -187,8 +187,7 @@ def main(argv):
     print(f"verify_zoo: {len(results) - len(failed)} of {len(results)} models match LCE "
           f"(tolerance {FLAGS.tolerance:g}, {FLAGS.n} inputs each)")
     if FLAGS.json:
-        with open(FLAGS.json, "w") as f:
-            json.dump(results, f, indent=1)
+        atomic_write(FLAGS.json, json.dumps(results, indent=1))
     return 1 if failed else 0
 
 

@@ -49,6 +49,7 @@ from tqdm import tqdm  # noqa: E402
 
 from deploy import native  # noqa: E402
 from deploy.validation import validate_bytes  # noqa: E402
+from xnor_keras.io import atomic_write  # noqa: E402
 
 FLAGS = flags.FLAGS
 LAYERS = {"56x56x64": (56, 64), "28x28x128": (28, 128), "14x14x256": (14, 256),
@@ -261,14 +262,13 @@ def main(argv):
               ", ".join(f"{case} {100 * shares[case]:.0f}%" for case in cases) + ".\n")
     print(table)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
-        json.dump({"threads": threads, "rounds": FLAGS.rounds, "isa": report["isa"],
-                   "library": info["path"], "cpu": _cpu_name(), "medians_ms": medians,
-                   "minima_ms": minima, "max_abs_native_minus_lce": checks,
-                   "native_binary_kernel_share": shares,
-                   "load_average": [load_before, os.getloadavg()[0]]}, f, indent=2)
+    atomic_write(os.path.join(FLAGS.output_dir, "results.md"), table)
+    atomic_write(os.path.join(FLAGS.output_dir, "results.json"), json.dumps(
+        {"threads": threads, "rounds": FLAGS.rounds, "isa": report["isa"],
+         "library": info["path"], "cpu": _cpu_name(), "medians_ms": medians,
+         "minima_ms": minima, "max_abs_native_minus_lce": checks,
+         "native_binary_kernel_share": shares,
+         "load_average": [load_before, os.getloadavg()[0]]}, indent=2))
 
 
 def _isa_table(cases, medians, isas):

@@ -29,12 +29,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from deploy.convert import atomic_write, convert_model  # noqa: E402
+from deploy.convert import convert_model  # noqa: E402
 from deploy.inputs import dataset_inputs, random_inputs  # noqa: E402
 from deploy.lowering import lower  # noqa: E402
 from deploy.runtime import make_interpreter  # noqa: E402
 from deploy.verify import compare, noise_floor  # noqa: E402
 from xnor_keras import models  # noqa: E402
+from xnor_keras.io import atomic_write  # noqa: E402
 
 
 def trained_like_batch_norm(model, x, *, seed=0):
@@ -170,8 +171,8 @@ def main():
             print(json.dumps(row), flush=True)
     table = markdown(rows)
     print(table)
-    atomic_write(os.path.join(args.out_dir, "results.json"), json.dumps(rows, indent=2).encode())
-    atomic_write(os.path.join(args.out_dir, "results.md"), table.encode())
+    atomic_write(os.path.join(args.out_dir, "results.json"), json.dumps(rows, indent=2))
+    atomic_write(os.path.join(args.out_dir, "results.md"), table)
     sys.exit(0 if all(r["passed"] and r["in_float"] == 0 for r in rows) else 1)
 
 

@@ -21,6 +21,7 @@ import time
 
 from absl import app, flags
 
+from xnor_keras.io import atomic_savefig, atomic_write
 from xnor_keras.training import TrainConfig, read_history, train
 
 FLAGS = flags.FLAGS
@@ -92,8 +93,7 @@ def _plot(results, path):
     axes[0][0].set_ylabel("top-1 accuracy (%) — solid: test, dashed: train")
     fig.suptitle("fashion_net on Fashion-MNIST")
     fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=100)
-    os.replace(path + ".tmp.png", path)
+    atomic_savefig(fig, path, dpi=100)
 
 
 def main(argv):
@@ -116,8 +116,7 @@ def main(argv):
                               epochs=FLAGS.epochs, data_dir=FLAGS.data_dir,
                               train_limit=FLAGS.train_limit, eval_limit=FLAGS.eval_limit,
                               **options))
-            with open(timing_path, "w") as f:
-                json.dump({"minutes": (time.time() - start) / 60}, f)
+            atomic_write(timing_path, json.dumps({"minutes": (time.time() - start) / 60}))
         with open(metrics_path) as f:
             metrics = json.load(f)
         minutes = float("nan")
@@ -131,9 +130,7 @@ def main(argv):
                          "minutes": minutes, "history": os.path.join(out, "history.csv")}
     table = _table(results)
     results_path = os.path.join(FLAGS.output_dir, "results.md")
-    with open(results_path + ".tmp", "w") as f:
-        f.write(table)
-    os.replace(results_path + ".tmp", results_path)
+    atomic_write(results_path, table)
     _plot(results, os.path.join(FLAGS.output_dir, "curves.png"))
     print(table)
     return 0

@@ -176,10 +176,11 @@ def _keras_model(metadata, model_path, path):
 def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="auto", model_path=None,
                int8=True, progress=True, seed=0) -> BenchResult:
     """Benchmarks ``tflite_path`` against its float32 (and int8) twins; see the module doc."""
+    from xnor_keras.validation import integer_at_least
+
     for name, value, minimum in (("--runs", runs, 1), ("--warmup", warmup, 0),
                                  ("--threads", threads, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise DeployError(f"{name} must be an integer >= {minimum}. Received: {value!r}")
+        integer_at_least(name, value, minimum, error=DeployError)
     tflite, flatbuffer = load_tflite(tflite_path)
     metadata = read_metadata(tflite, tflite_path)
     from deploy.runtime import make_interpreter

@@ -188,9 +188,10 @@ def _fig4(argv):
     _positional(argv, "fig4", [])
     from deploy import efficiency
 
+    from xnor_keras.validation import positive_int
+
     runs = 30 if FLAGS.runs is None else FLAGS.runs
-    if runs < 1:
-        raise DeployError(f"--runs must be positive. Received: {runs}")
+    positive_int("--runs", runs, error=DeployError)
     options = {}
     if FLAGS.quick:
         options = dict(channels=(16, 256), filter_sizes=(1, 3), memory=False)

@@ -42,7 +42,6 @@ __all__ = [
     "convert_model",
     "convert_file",
     "load_keras_model",
-    "atomic_write",
 ]
 
 # User-facing target → LCE converter target.
@@ -57,27 +56,6 @@ class ConversionResult:
     flatbuffer: bytes
     report: report_lib.Report
     metadata: dict
-
-
-def atomic_write(path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temporary file and a rename: readers never see
-    a partial file, and a failure leaves no file behind."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise DeployError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _infer_dataset(model, sidecar):
@@ -195,7 +173,7 @@ def _find_binary_layers(tflite, plans):
             candidates.setdefault(_signature(signs), []).append((op.index, kind))
     found = {}
     for plan in plans:
-        if plan.role not in ("binary", "binary-weight") or plan.filter_signs is None:
+        if not plan.role.binary or plan.filter_signs is None:
             continue
         matches = candidates.get(_signature(plan.filter_signs))
         if matches:
@@ -205,36 +183,38 @@ def _find_binary_layers(tflite, plans):
 
 def _check_binary_layers(tflite, plans, found, *, allow_float_fallback):
     """Marks each plan's outcome; raises for a binary layer that ended up in float."""
+    from deploy.lowering import Outcome, Role
+
     problems = []
     for plan in plans:
-        if plan.role == "binary":
+        if plan.role is Role.BINARY:
             match = found.get(plan.name)
             if match and match[1] == "bconv":
-                plan.outcome = "binary"
+                plan.outcome = Outcome.BINARY
             else:
                 why = ("its ±1 filter is stored as float32 weights of a float op"
                        if match else "no LceBconv2d with its filter exists in the converted "
                        "model")
-                plan.outcome = "float"
+                plan.outcome = Outcome.FLOAT
                 problems.append(f"layer {plan.name!r} ({plan.class_name}) was not converted to "
                                 f"a binary op: {why}")
-        elif plan.role == "binary-weight":
+        elif plan.role is Role.BINARY_WEIGHT:
             match = found.get(plan.name)
             if match:
-                plan.outcome = "binary-weight"
+                plan.outcome = Outcome.BINARY_WEIGHT
             else:
-                plan.outcome = "float"
+                plan.outcome = Outcome.FLOAT
                 problems.append(f"layer {plan.name!r} ({plan.class_name}): its binary weights "
                                 "were not found as a ±α constant in the converted model")
-        elif plan.role == "fallback":
-            plan.outcome = "float"
+        elif plan.role is Role.FALLBACK:
+            plan.outcome = Outcome.FLOAT
         else:
-            plan.outcome = plan.role
+            plan.outcome = Outcome(plan.role)  # FLOAT or OTHER: what it was
     if problems and not allow_float_fallback:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DeployError(f"{problems[0]}{more}; pass --allow-float-fallback to accept")
     for plan in plans:
-        if plan.outcome == "float" and plan.role in ("binary", "binary-weight"):
+        if plan.outcome is Outcome.FLOAT and plan.role.binary:
             plan.notes.append("FLOAT FALLBACK (accepted with --allow-float-fallback)")
     return problems
 
@@ -264,7 +244,7 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     import xnor_keras  # its __version__ goes into the metadata
-    from deploy.lowering import lower
+    from deploy.lowering import Role, lower
     import larq_compute_engine as lce
     import tensorflow as tf
 
@@ -283,7 +263,7 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
             owners[tflite.ops[match[0]].outputs[0]] = plan.name
     bwn = sorted((match[0], name) for name, match in found.items()
                  if match[1] == "float-binary-constant"
-                 and any(p.name == name and p.role == "binary-weight" for p in lowered.plans))
+                 and any(p.name == name and p.role is Role.BINARY_WEIGHT for p in lowered.plans))
     scope_of = {plan.name: plan.scope for plan in lowered.plans}
     for op_index, name in reversed(bwn):
         tflite.binarize_constant(op_index, 1, scale_axis=0,
@@ -333,5 +313,7 @@ def convert_file(model_path, out_path, *, target="arm64", allow_float_fallback=F
     result = convert_model(model, target=target, allow_float_fallback=allow_float_fallback,
                            dataset=dataset, labels_path=labels_path, source=model_path,
                            sidecar=_read_sidecar(model_path))
+    from xnor_keras.io import atomic_write
+
     atomic_write(out_path, result.flatbuffer)
     return result

@@ -223,10 +223,12 @@ def _plot_speedup(points, key, xlabel, title, path):
 def _save(fig, path):
     import matplotlib.pyplot as plt
 
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from xnor_keras.io import atomic_savefig
+
+    try:
+        atomic_savefig(fig, path, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def _markdown(memory, channels, filters):
@@ -274,9 +276,9 @@ def run(out_dir, *, channels=CHANNELS, filter_sizes=FILTER_SIZES, runs=30, memor
     result = {"memory_bytes": memory_table,
               "channels": [dataclasses.asdict(p) for p in measured["c"]],
               "filter_sizes": [dataclasses.asdict(p) for p in measured["k"]]}
-    from deploy.convert import atomic_write
+    from xnor_keras.io import atomic_write
 
-    atomic_write(os.path.join(out_dir, "fig4.json"), json.dumps(result, indent=2).encode())
+    atomic_write(os.path.join(out_dir, "fig4.json"), json.dumps(result, indent=2))
     atomic_write(os.path.join(out_dir, "fig4.md"),
-                 _markdown(memory_table, measured["c"], measured["k"]).encode())
+                 _markdown(memory_table, measured["c"], measured["k"]))
     return result

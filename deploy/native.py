@@ -182,11 +182,6 @@ def library_info() -> dict:
     return {"path": str(build_library()), "isa": selected}
 
 
-def _check_threads(num_threads) -> None:
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise DeployError(f"num_threads must be a positive integer. Received: {num_threads!r}")
-
-
 def load_delegate(*, num_threads: int | None = None, isa: str | None = None):
     """A ``tf.lite.experimental.load_delegate`` handle for the kernel library.
 
@@ -195,9 +190,11 @@ def load_delegate(*, num_threads: int | None = None, isa: str | None = None):
     """
     import tensorflow as tf
 
+    from xnor_keras.validation import positive_int
+
     options = {}
     if num_threads is not None:
-        _check_threads(num_threads)
+        positive_int("num_threads", num_threads, error=DeployError)
         options["num_threads"] = num_threads
     if isa is not None:
         if isa not in ISAS:
@@ -255,7 +252,9 @@ def tflite_interpreter(flatbuffer: bytes, *, num_threads: int = 1, isa: str | No
     Float ops run on TFLite's builtin kernels, on XNNPACK when ``use_xnnpack`` (TFLite's
     default). ``interpreter.xnor_keras_delegate`` is the delegate (see `delegate_report`).
     """
-    _check_threads(num_threads)
+    from xnor_keras.validation import positive_int
+
+    positive_int("num_threads", num_threads, error=DeployError)
     validate_bytes(flatbuffer)
     _check_ops(flatbuffer)
     delegate = load_delegate(isa=isa)

@@ -61,8 +61,9 @@ def run_main_job(*, output_dir, epochs, precision="xnor", target="arm64", verify
     ``train_limit`` trains on the first that many training images only (a smoke run).
     """
     from deploy.bench import bench_file
-    from deploy.convert import atomic_write, convert_file
+    from deploy.convert import convert_file
     from deploy.verify import verify_files
+    from xnor_keras.io import atomic_write
     from xnor_keras.training import TrainConfig, train
 
     started = time.time()
@@ -113,8 +114,8 @@ def run_main_job(*, output_dir, epochs, precision="xnor", target="arm64", verify
     }
     table = format_report(report, base)
     print(table)
-    atomic_write(os.path.join(output_dir, "report.md"), table.encode())
-    atomic_write(os.path.join(output_dir, "report.json"), json.dumps(report, indent=2).encode())
+    atomic_write(os.path.join(output_dir, "report.md"), table)
+    atomic_write(os.path.join(output_dir, "report.json"), json.dumps(report, indent=2))
     return report
 
 

@@ -52,8 +52,9 @@ def predict_files(tflite_path, paths, *, top=5, runtime="auto", threads=1,
     """
     if not paths:
         raise DeployError("no images given")
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise DeployError(f"--top must be a positive integer. Received: {top!r}")
+    from xnor_keras.validation import positive_int
+
+    positive_int("--top", top, error=DeployError)
     tflite, flatbuffer = load_tflite(tflite_path)
     metadata = read_metadata(tflite, tflite_path) or {}
     input_shape = tuple(tflite.inputs[0].shape[1:])

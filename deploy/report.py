@@ -22,6 +22,9 @@ __all__ = ["Report", "LayerRow", "build", "attribute_ops", "layer_records", "hum
            "human_count"]
 
 _SCOPE = re.compile(r"(?:^|[;/])L(\d+)/")
+# A row's kind: a layer's role or outcome (`deploy.lowering.Role` / `Outcome` values), or
+# "float-binary" for a binary layer LCE left in float. The records are JSON, read back
+# here as plain strings: this module does not import deploy.lowering (TensorFlow).
 KINDS = {
     "binary": "binary",
     "binary-weight": "1-bit weights, float MACs",

@@ -2,12 +2,16 @@
 
 The NumPy algebra of the folds is tested in test_deploy_lowering_folding.py."""
 
+import json
+
 import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from deploy.lowering import LoweringError, lower
+from deploy import report
+from deploy.lowering import LoweringError, Outcome, Role, lower
+from deploy.lowering.graph import BinarySpec, Unlowerable, binary_spec
 from xnor_keras.layers import BinaryWeightConv2D, BinaryWeightDense, XnorConv2D, XnorDense
 
 L = tf.keras.layers
@@ -99,8 +103,17 @@ def test_bwn_and_bnn_and_larq_layers(rng):
     x = BinaryWeightDense(6)(x)
     model = trained_like(tf.keras.Model(inputs, x), rng)
     lowered = _check(model, rng)
-    roles = [p.role for p in lowered.plans if p.role.startswith("binary")]
-    assert roles == ["binary-weight", "binary", "binary", "binary-weight"]
+    roles = [p.role for p in lowered.plans if p.role.binary]
+    assert roles == [Role.BINARY_WEIGHT, Role.BINARY, Role.BINARY, Role.BINARY_WEIGHT]
+    assert roles == ["binary-weight", "binary", "binary", "binary-weight"]  # still strings
+
+
+def test_roles_are_the_strings_the_report_reads():
+    # deploy.report reads the roles back from JSON metadata as plain strings.
+    assert set(Role) <= set(report.KINDS) and set(Outcome) <= set(report.KINDS)
+    assert json.dumps([Role.BINARY_WEIGHT, Outcome.FLOAT]) == '["binary-weight", "float"]'
+    assert f"{Role.FALLBACK}" == str(Role.FALLBACK) == "fallback"
+    assert [role for role in Role if role.binary] == [Role.BINARY, Role.BINARY_WEIGHT]
 
 
 def test_non_binary_layers_fail_with_the_layer_name():
@@ -109,6 +122,20 @@ def test_non_binary_layers_fail_with_the_layer_name():
     model = tf.keras.Model(inputs, L.GlobalAveragePooling2D()(x))
     with pytest.raises(LoweringError, match="'kbit'.*k-bit"):
         lower(model)
+
+
+def test_binary_spec_returns_one_type_per_answer():
+    def built(layer):
+        layer.build((None, 8, 8, 3))
+        return layer
+
+    spec = binary_spec(built(XnorConv2D(4, 3)))
+    assert isinstance(spec, BinarySpec) and (spec.kind, spec.op) == ("xnor", "conv")
+    assert binary_spec(built(BinaryWeightConv2D(4, 3))).kind == "bwn"
+    refused = binary_spec(built(XnorConv2D(4, 3, alpha="learned", weight_bits=2)))
+    assert refused == Unlowerable("weight_bits=2: k-bit quantizers have no binary op in "
+                                  "larq-compute-engine")
+    assert binary_spec(built(L.Conv2D(4, 3))) is None
 
 
 def test_float_fallback_is_explicit(rng):

@@ -1,11 +1,11 @@
-"""Tests of xnor_keras.io.atomic_write / atomic_open on real files."""
+"""Tests of xnor_keras.io.atomic_write / atomic_open / atomic_savefig on real files."""
 
 import os
 import stat
 
 import pytest
 
-from xnor_keras.io import atomic_open, atomic_write
+from xnor_keras.io import atomic_open, atomic_savefig, atomic_write
 
 
 def _siblings(path):
@@ -76,3 +76,33 @@ def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="directory .*missing does not exist"):
         atomic_write(tmp_path / "missing" / "x", "x")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_figure_is_saved_in_its_extensions_format(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1], [1, 0])
+    atomic_savefig(fig, tmp_path / "curves.png", dpi=20)
+    atomic_savefig(fig, tmp_path / "curves.svg")
+    plt.close(fig)
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert b"<svg" in (tmp_path / "curves.svg").read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["curves.png", "curves.svg"]
+
+
+def test_a_failing_savefig_keeps_the_old_figure(tmp_path):
+    class Failing:
+        def savefig(self, stream, **options):
+            assert options == {"format": "png", "dpi": 7}
+            stream.write(b"\x89PNG half")
+            raise RuntimeError("renderer crashed")
+
+    path = tmp_path / "curves.png"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        atomic_savefig(Failing(), path, dpi=7)
+    assert path.read_bytes() == b"old" and _siblings(path) == ["curves.png"]

@@ -449,7 +449,7 @@ def test_abi_is_verified_for_this_tensorflow(fashion_flatbuffer):
 def test_bad_requests_are_clear_errors(fashion_flatbuffer):
     with pytest.raises(DeployError, match="isa must be one of"):
         native.make_interpreter(fashion_flatbuffer, isa="sse9")
-    with pytest.raises(DeployError, match="num_threads must be a positive integer"):
+    with pytest.raises(DeployError, match="^num_threads must be a positive integer. Received: num_threads=0$"):
         native.make_interpreter(fashion_flatbuffer, num_threads=0)
     with pytest.raises(DeployError, match="input shape"):
         native.make_interpreter(fashion_flatbuffer).run(np.zeros((1, 5, 5, 1), np.float32))

@@ -18,7 +18,8 @@ from xnor_keras.training import TrainConfig
     ({"alpha": "l1"}, "alpha must be one of .* Received: alpha='l1'"),
     ({"block_order": "abcd"}, "Received: block_order='abcd'"),
     ({"input_scaling": 1}, "input_scaling must be True or False. Received: input_scaling=1"),
-    ({"weight_bits": 0}, "Received: weight_bits=0"),
+    ({"weight_bits": 0},
+     r"^weight_bits must be None or a positive integer\. Received: weight_bits=0$"),
     ({"input_bits": True}, "Received: input_bits=True"),
     ({"weight_gradient": "exact"}, "Received: weight_gradient='exact'"),
 ])

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import larq as lq
@@ -109,7 +111,7 @@ def test_kernel_quantizer_string_resolves_in_larq_layer():
 
 @pytest.mark.parametrize("k", [0, -1, 1.5, True, "2"])
 def test_kbit_validates_k(k):
-    with pytest.raises(ValueError, match=rf"k must be an integer >= 1\. Received: k={k!r}"):
+    with pytest.raises(ValueError, match=rf"^k must be a positive integer\. Received: k={re.escape(repr(k))}$"):
         xq.KBit(k=k)
     with pytest.raises(ValueError, match="Received: k="):
         xq.kbit(tf.ones(2), k=k)

@@ -47,6 +47,8 @@ import time
 
 import tensorflow as tf
 
+from xnor_keras.validation import positive_int
+
 __all__ = ["StrategyKind", "DistributeError", "ClusterSpec", "parse_tf_config", "make_strategy",
            "global_batch", "scaled_learning_rate", "split_cpu", "synchronize_batchnorm", "wait_for_workers"]
 
@@ -182,9 +184,7 @@ def wait_for_workers(spec: ClusterSpec, *, timeout: float) -> None:
 def split_cpu(devices: int) -> None:
     """Splits the host CPU into ``devices`` logical devices (one replica each under
     ``mirrored``); must run before TensorFlow initializes its devices."""
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise DistributeError(f"cpu_devices must be a positive integer. Received: "
-                              f"cpu_devices={devices!r}")
+    positive_int("cpu_devices", devices, error=DistributeError)
     cpu = tf.config.list_physical_devices("CPU")[0]
     wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(devices)]
     try:

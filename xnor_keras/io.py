@@ -22,7 +22,7 @@ import contextlib
 import os
 import uuid
 
-__all__ = ["atomic_open", "atomic_write"]
+__all__ = ["atomic_open", "atomic_savefig", "atomic_write"]
 
 _MODES = ("w", "wb")
 
@@ -78,6 +78,18 @@ def atomic_write(path, content, *, encoding="utf-8"):
         )
     with atomic_open(path, mode, encoding=encoding) as stream:
         stream.write(content)
+
+
+def atomic_savefig(figure, path, **savefig_options):
+    """Atomically writes a Matplotlib ``figure`` to ``path`` (``figure.savefig`` options).
+
+    The format is the one of ``path``'s extension unless ``format=`` is given (the
+    temporary file has none of its own). Closing the figure stays the caller's job.
+    """
+    extension = os.path.splitext(os.fspath(path))[1].lstrip(".")
+    savefig_options.setdefault("format", extension or None)
+    with atomic_open(path, "wb") as stream:
+        figure.savefig(stream, **savefig_options)
 
 
 def _fsync_directory(directory):

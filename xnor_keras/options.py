@@ -30,6 +30,8 @@ ValueError: alpha must be one of ('mean_abs', 'learned', 'none'). Received: alph
 import dataclasses
 import enum
 
+from xnor_keras.validation import positive_int
+
 __all__ = ["BinaryOptions", "Scope", "check_option", "ALPHA_MODES", "WEIGHT_GRADIENTS",
            "BLOCK_ORDERS"]
 
@@ -63,9 +65,8 @@ def check_option(name, value, *, optional=False):
         return
     if meta["kind"] is bool and not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False. Received: {name}={value!r}")
-    if meta["kind"] is int and (isinstance(value, bool) or not isinstance(value, int)
-                                or value < 1):
-        raise ValueError(f"{name} must be None or an integer >= 1. Received: {name}={value!r}")
+    if meta["kind"] is int:
+        positive_int(name, value, optional=True)
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ValueError(
             f"{name} must be one of {meta['choices']}. Received: {name}={value!r}")

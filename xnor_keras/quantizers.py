@@ -21,6 +21,7 @@ from larq.quantizers import _BaseQuantizer
 
 from xnor_keras.options import WEIGHT_GRADIENTS
 from xnor_keras.scaling import mean_abs_alpha
+from xnor_keras.validation import positive_int
 
 __all__ = [
     "xnor_weight",
@@ -46,11 +47,6 @@ def _check_weight_gradient(gradient):
         raise ValueError(
             f"gradient must be one of {WEIGHT_GRADIENTS}. Received: gradient={gradient!r}"
         )
-
-
-def _check_bits(k):
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an integer >= 1. Received: k={k!r}")
 
 
 def xnor_weight(w: tf.Tensor, *, gradient: str = "paper") -> tf.Tensor:
@@ -130,7 +126,7 @@ def kbit(x: tf.Tensor, *, k: int) -> tf.Tensor:
     >>> kbit(tf.constant([-1.0, -0.2, 0.4, 3.0]), k=2).numpy().round(4)
     array([-1.    , -0.3333,  0.3333,  1.    ], dtype=float32)
     """
-    _check_bits(k)
+    positive_int("k", k)
     levels = float(2**k - 1)
 
     @tf.custom_gradient
@@ -251,7 +247,7 @@ class KBit(_XnorQuantizer):
     """
 
     def __init__(self, *, k: int = 2, **kwargs):
-        _check_bits(k)
+        positive_int("k", k)
         self.k = k
         self.precision = k
         super().__init__(**kwargs)

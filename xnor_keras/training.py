@@ -27,15 +27,17 @@ Example (a few steps on the offline Fashion-MNIST data):
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import sys
-import tempfile
 
 import tensorflow as tf
 
 from xnor_keras import data, distribute, models
+from xnor_keras.io import atomic_savefig, atomic_write
 from xnor_keras.options import BinaryOptions
+from xnor_keras.validation import positive_int
 
 __all__ = ["TrainConfig", "Recipe", "RECIPES", "recipe_for", "train", "plot_curves"]
 
@@ -135,9 +137,8 @@ def _resolve(config):
         )
     for name in ("epochs", "batch_size", "train_limit", "eval_limit"):
         value = getattr(config, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
-            raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if value is not None:  # None: the recipe's default (the flags cannot pass None)
+            positive_int(name, value)
     optimizer = config.optimizer or ("adam" if config.precision in recipe.adam_for else "sgd")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: optimizer={optimizer!r}")
@@ -216,12 +217,11 @@ class _History(tf.keras.callbacks.Callback):
 
 
 def _write_csv(path, rows):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".csv.tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=_History.FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=_History.FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, text.getvalue())
 
 
 def read_history(path):
@@ -255,10 +255,10 @@ def plot_curves(history_path, png_path, title=""):
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        atomic_savefig(fig, png_path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _metrics():
@@ -269,10 +269,7 @@ def _metrics():
 
 
 def _atomic_json(path, payload):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(payload, indent=2, default=str))
 
 
 def _is_chief(strategy):

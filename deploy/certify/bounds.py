@@ -251,11 +251,11 @@ def propagate(layer, inputs: list) -> Estimate:
     """The output `Estimate` of Keras ``layer`` on input `Estimate`\\ s (see module)."""
     L = tf.keras.layers
     x = inputs[0]
-    spec, reason = graph.binary_spec(layer)
-    if spec is not None:
+    spec = graph.binary_spec(layer)
+    if isinstance(spec, graph.BinarySpec):
         return _binary_layer(layer, spec, x)
-    if reason is not None:
-        raise CertifyError(f"layer {layer.name!r}: {reason}")
+    if isinstance(spec, graph.Unlowerable):
+        raise CertifyError(f"layer {layer.name!r}: {spec.reason}")
     if graph.is_identity_layer(layer) or isinstance(layer, L.InputLayer):
         return x
     if graph.is_relu_layer(layer):

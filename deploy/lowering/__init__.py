@@ -41,7 +41,7 @@ Example:
 >>> import xnor_keras, tensorflow as tf
 >>> from xnor_keras import models
 >>> lowered = lower(models.build("fashion_net", "xnor"))
->>> [plan.name for plan in lowered.plans if plan.role == "binary"]
+>>> [plan.name for plan in lowered.plans if plan.role is Role.BINARY]
 ['conv2', 'conv3', 'conv4', 'fc5']
 >>> x = tf.random.normal((1, 28, 28, 1))
 >>> y = lowered(x)            # the same logits as model(x), as NumPy
@@ -58,6 +58,8 @@ Example:
 
 from deploy.lowering.emit import lower
 from deploy.lowering.folding import canonical_signs
-from deploy.lowering.plan import INPUT_SCOPE, PRE_SCOPE, LayerPlan, Lowered, LoweringError
+from deploy.lowering.plan import (
+    INPUT_SCOPE, PRE_SCOPE, LayerPlan, Lowered, LoweringError, Outcome, Role)
 
-__all__ = ["INPUT_SCOPE", "PRE_SCOPE", "lower", "Lowered", "LayerPlan", "LoweringError", "canonical_signs"]
+__all__ = ["INPUT_SCOPE", "PRE_SCOPE", "lower", "Lowered", "LayerPlan", "LoweringError",
+           "Outcome", "Role", "canonical_signs"]

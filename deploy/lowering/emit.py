@@ -20,7 +20,8 @@ from deploy.errors import DeployError
 from deploy.lowering import cost, graph
 from deploy.lowering.folding import (
     Affine, FoldError, MaxPool, Relu, fold_sign_chain, integer_threshold, per_channel)
-from deploy.lowering.plan import INPUT_SCOPE, PRE_SCOPE, LayerPlan, Lowered, LoweringError
+from deploy.lowering.plan import (
+    INPUT_SCOPE, PRE_SCOPE, LayerPlan, Lowered, LoweringError, Role)
 from deploy.lowering.values import (
     AffineOrigin, BconvOrigin, MaxPoolOrigin, ReluOrigin, SignOrigin, Value)
 from xnor_keras import scaling
@@ -65,17 +66,17 @@ class _Lowering:
                 self._prepass(layer)
                 continue
             scope = f"L{len(self.order)}"
-            plan = LayerPlan(name=layer.name, class_name=type(layer).__name__, role="other",
+            plan = LayerPlan(name=layer.name, class_name=type(layer).__name__, role=Role.OTHER,
                              scope=scope)
             self.plans[id(layer)] = plan
             self.order.append(plan)
             self.scopes[scope] = layer.name
-            spec, reason = graph.binary_spec(layer)
+            spec = graph.binary_spec(layer)
             plan.float_twin_params = cost.inference_params(layer)
             plan.float_twin_macs = cost.float_macs(layer)
-            if spec is not None:
+            if isinstance(spec, graph.BinarySpec):
                 self.specs[id(layer)] = spec
-                plan.role = "binary" if spec.kind == "xnor" else "binary-weight"
+                plan.role = Role.BINARY if spec.kind == "xnor" else Role.BINARY_WEIGHT
                 kernel = spec.kernel
                 if spec.kind == "xnor" and spec.op == "dense":
                     # Stored in its final (H, W, C, units) shape: MLIR does not fold a
@@ -85,19 +86,20 @@ class _Lowering:
                     kernel = kernel.reshape(*spatial, kernel.shape[-1])
                 self.kernels[id(layer)] = tf.Variable(kernel, trainable=False,
                                                       name=f"{layer.name}_binary_kernel")
-            elif reason is not None:
-                plan.role = "fallback"
-                plan.fallback_reason = reason
+            elif isinstance(spec, graph.Unlowerable):
+                plan.role = Role.FALLBACK
+                plan.fallback_reason = spec.reason
                 if not self.allow:
                     raise LoweringError(
                         f"layer {layer.name!r} ({type(layer).__name__}) cannot be lowered to a "
-                        f"binary op: {reason}. Pass --allow-float-fallback to run it in float.")
+                        f"binary op: {spec.reason}. Pass --allow-float-fallback to run it in "
+                        "float.")
             elif isinstance(layer, tf.keras.layers.BatchNormalization):
                 self.bn[id(layer)] = graph.batch_norm(layer)
             elif isinstance(layer, Quantizer) and graph.is_sign_quantizer(layer):
                 self.sign_layers.add(id(layer))
-            if plan.role == "other" and layer.weights:
-                plan.role = "float"
+            if plan.role is Role.OTHER and layer.weights:
+                plan.role = Role.FLOAT
 
     # ---------------------------------------------------------------- walk
     def run(self, x):
@@ -126,7 +128,7 @@ class _Lowering:
     def _layer(self, layer, node, args, plan):
         if id(layer) in self.specs:
             return [self._binary(layer, self.specs[id(layer)], args[0], plan)]
-        if plan.role == "fallback":
+        if plan.role is Role.FALLBACK:
             plan.lowering = "float (fallback)"
             plan.notes.append(f"runs in float: {plan.fallback_reason}")
         if id(layer) in self.sign_layers and len(args) == 1:

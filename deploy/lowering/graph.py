@@ -1,7 +1,8 @@
 """Reading the Keras graph: layer order, what kind each layer is, binary layers read out.
 
 `binary_spec` reads a larq quantized layer into a `BinarySpec` (its effective ±α_c
-kernel through its own quantizer, eq. 6), or says why it has no LCE binary op;
+kernel through its own quantizer, eq. 6), or an `Unlowerable` saying why it has no
+LCE binary op;
 `batch_norm` reads a BatchNorm's inference-mode affine; the ``is_*`` predicates
 classify activations; `topological_nodes` orders a functional model's nodes.
 
@@ -10,7 +11,7 @@ Example:
 >>> from xnor_keras.layers import XnorConv2D
 >>> layer = XnorConv2D(8, 3)
 >>> layer.build((None, 8, 8, 3))
->>> spec, reason = binary_spec(layer)
+>>> spec = binary_spec(layer)
 >>> spec.kind, spec.op
 ('xnor', 'conv')
 """
@@ -55,6 +56,13 @@ class BinarySpec:
     kernel_size: tuple = (1, 1)
 
 
+@dataclasses.dataclass(frozen=True)
+class Unlowerable:
+    """A quantized layer that has no LCE binary op: ``reason`` says why."""
+
+    reason: str
+
+
 def is_relu(activation) -> bool:
     """True if ``activation`` is Keras' ReLU."""
     return activation is tf.keras.activations.relu or getattr(activation, "__name__", "") == "relu"
@@ -89,40 +97,40 @@ def is_sign_quantizer(quantizer) -> bool:
     return out.shape == _PROBE.shape and np.array_equal(out, np.where(_PROBE >= 0, 1.0, -1.0))
 
 
-def binary_spec(layer):
-    """(spec, None) for a lowerable binary layer, (None, reason) for a quantized layer
-    that cannot be lowered, (None, None) for anything else."""
+def binary_spec(layer) -> BinarySpec | Unlowerable | None:
+    """A `BinarySpec` for a lowerable binary layer, an `Unlowerable` for a quantized
+    layer that cannot be lowered, None for anything else."""
     if not hasattr(layer, "kernel_quantizer"):
-        return None, None
+        return None
     input_quantizer = getattr(layer, "input_quantizer", None)
     kernel_quantizer = layer.kernel_quantizer
     if input_quantizer is None and kernel_quantizer is None:
-        return None, None
+        return None
     is_conv = isinstance(layer, lq.layers.QuantConv2D)
     is_dense = isinstance(layer, lq.layers.QuantDense)
     if not (is_conv or is_dense):
-        return None, (f"{type(layer).__name__} has no binary op in larq-compute-engine "
-                      "(only Conv2D and Dense layers are lowered)")
+        return Unlowerable(f"{type(layer).__name__} has no binary op in larq-compute-engine "
+                           "(only Conv2D and Dense layers are lowered)")
     for option in ("weight_bits", "input_bits"):
         if getattr(layer, option, None) is not None:
-            return None, (f"{option}={getattr(layer, option)}: k-bit quantizers have no "
-                          "binary op in larq-compute-engine")
+            return Unlowerable(f"{option}={getattr(layer, option)}: k-bit quantizers have no "
+                               "binary op in larq-compute-engine")
     if kernel_quantizer is None:
-        return None, "inputs are binarized but weights are float: no LCE op computes that"
+        return Unlowerable("inputs are binarized but weights are float: no LCE op computes that")
     with lq.context.quantized_scope(True):
         kernel = tf.convert_to_tensor(layer.kernel).numpy().astype(np.float32)
     per_channel = np.abs(kernel.reshape(-1, kernel.shape[-1]))
     scale = per_channel.max(axis=0)
     if not np.all(per_channel == scale):
-        return None, ("its quantized kernel is not ±s per output channel, so it is not "
-                      "binary (kernel quantizer: "
-                      f"{getattr(kernel_quantizer, 'name', type(kernel_quantizer).__name__)})")
+        return Unlowerable("its quantized kernel is not ±s per output channel, so it is not "
+                           "binary (kernel quantizer: "
+                           f"{getattr(kernel_quantizer, 'name', type(kernel_quantizer).__name__)})")
     if np.any(scale == 0):
-        return None, (f"{int(np.sum(scale == 0))} output channel(s) have an all-zero kernel "
-                      "(α = 0), which LCE cannot express as a binary filter")
+        return Unlowerable(f"{int(np.sum(scale == 0))} output channel(s) have an all-zero kernel "
+                           "(α = 0), which LCE cannot express as a binary filter")
     if input_quantizer is not None and not is_sign_quantizer(input_quantizer):
-        return None, ("its input quantizer is not sign() (sign(0) = +1), so its inputs are "
-                      "not binary")
+        return Unlowerable("its input quantizer is not sign() (sign(0) = +1), so its inputs are "
+                           "not binary")
     post_scale = None
     if getattr(layer, "alpha", None) == "learned":
         post_scale = layer.alpha_scale.numpy().astype(np.float32)
@@ -130,7 +138,7 @@ def binary_spec(layer):
     conv = {}
     if is_conv:
         if layer.data_format not in (None, "channels_last"):
-            return None, "channels_first convolutions are not supported"
+            return Unlowerable("channels_first convolutions are not supported")
         conv = dict(strides=tuple(layer.strides), padding=layer.padding,
                     dilation=tuple(layer.dilation_rate),
                     groups=int(getattr(layer, "groups", 1)),
@@ -142,7 +150,7 @@ def binary_spec(layer):
         kernel=kernel, scale=scale, post_scale=post_scale, bias=bias,
         input_scaling=bool(getattr(layer, "input_scaling", False)),
         activation=layer.activation, **conv,
-    ), None
+    )
 
 
 def batch_norm(layer) -> Affine | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 
 import numpy as np
 import tensorflow as tf
@@ -22,21 +23,50 @@ class LoweringError(DeployError):
     """A binary layer cannot be lowered to an LCE binary op (message names it)."""
 
 
+class Role(enum.StrEnum):
+    """What `lower` makes of a Keras layer (`LayerPlan.role`).
+
+    A ``str`` (`enum.StrEnum`: ``str()``, f-strings and JSON give the value), so the
+    report's metadata records and comparisons such as ``role == "binary"`` see plain
+    strings; `deploy.report` reads them back as strings without importing this module.
+    """
+
+    BINARY = "binary"  # binary inputs and weights: an LceBconv2d
+    BINARY_WEIGHT = "binary-weight"  # BWN: float inputs, ±α_c weights
+    FLOAT = "float"  # a float layer with weights
+    FALLBACK = "fallback"  # a quantized layer kept in float (see `LayerPlan.fallback_reason`)
+    OTHER = "other"  # no weights
+
+    @property
+    def binary(self) -> bool:
+        """Whether the layer's weights are binary (`BINARY` or `BINARY_WEIGHT`)."""
+        return self in (Role.BINARY, Role.BINARY_WEIGHT)
+
+
+class Outcome(enum.StrEnum):
+    """What a layer became in the converted file (`LayerPlan.outcome`, set by
+    ``deploy.convert``): a binary role's outcome is `FLOAT` when LCE left it in float."""
+
+    BINARY = "binary"  # an LceBconv2d holds its filter
+    BINARY_WEIGHT = "binary-weight"  # its ±α_c constant was found (and is stored 1-bit)
+    FLOAT = "float"
+    OTHER = "other"
+
+
 @dataclasses.dataclass
 class LayerPlan:
     """What `lower` did with one Keras layer (the conversion report's source).
 
-    ``role``: ``"binary"`` (binary inputs and weights: an ``LceBconv2d``),
-    ``"binary-weight"`` (BWN: float inputs, ±α_c weights), ``"float"`` (a float layer
-    with weights), ``"fallback"`` (a quantized layer kept in float, with
-    ``fallback_reason``) or ``"other"`` (no weights). ``filter_signs``: for binary and
-    binary-weight layers, the ±1 pattern of the filter in TFLite layout (C_out, kh,
-    kw, C_in) for conv-lowered layers, (units, inputs) for BWN dense layers.
+    ``role``: a `Role` (``fallback_reason`` says why for `Role.FALLBACK`).
+    ``filter_signs``: for binary and binary-weight layers, the ±1 pattern of the filter
+    in TFLite layout (C_out, kh, kw, C_in) for conv-lowered layers, (units, inputs) for
+    BWN dense layers. ``outcome``: an `Outcome`, None until ``deploy.convert`` has
+    checked the converted file.
     """
 
     name: str
     class_name: str
-    role: str
+    role: Role
     lowering: str = ""
     notes: list = dataclasses.field(default_factory=list)
     filter_signs: np.ndarray | None = None
@@ -44,7 +74,7 @@ class LayerPlan:
     float_twin_macs: int = 0
     fallback_reason: str | None = None
     scope: str = ""
-    outcome: str = ""  # set by deploy.convert from the converted file
+    outcome: Outcome | None = None
 
 
 @dataclasses.dataclass
