@@ -31,10 +31,18 @@ RUNTIMES = ("lce", "native")
 N_IMAGES = 16
 
 
+SMALL_INPUTS = {"alexnet": (127, 127, 3), "resnet18": (96, 96, 3), "googlenet": (96, 96, 3)}
+
+
 def _converted(arch="fashion_net", precision="xnor", seed=5, **options):
+    """A trained-like zoo model, its conversion, its scopes and inputs. The 224² ImageNet
+    models are built at ``SMALL_INPUTS`` (the same layers; conversion in seconds)."""
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(seed)
+    if arch in SMALL_INPUTS:
+        options = {**options, "input_shape": SMALL_INPUTS[arch], "num_classes": 10}
     model = trained_like(models.build(arch, precision, **options), np.random.default_rng(seed))
+    model._name = f"certified_{model.name}"  # no data set is inferred for a small input
     flatbuffer = convert_model(model, target="x86_64").flatbuffer
     scopes = {name: scope for scope, name in lower(model).scopes.items()}
     x = random_inputs(N_IMAGES, tuple(model.input_shape[1:]), seed=seed)
@@ -194,10 +202,36 @@ ZOO = [(arch, precision, options) for arch in models.ARCHITECTURES
 def test_every_zoo_model_passes(arch, precision, options):
     model, flatbuffer, _, _ = _converted(arch, precision, **options)
     x = random_inputs(1, tuple(model.input_shape[1:]), seed=1)
-    certificate = certify(model, flatbuffer, x, runtime="lce")
-    assert certificate.passed, certificate.format_verdict()
-    if precision == "xnor":
-        assert certificate.sign_decisions > 0
+    for runtime in RUNTIMES:
+        certificate = certify(model, flatbuffer, x, runtime=runtime)
+        assert certificate.passed, certificate.format_verdict()
+        if precision == "xnor":
+            assert certificate.sign_decisions > 0
+
+
+@pytest.mark.parametrize("size", [1, 2])
+def test_lce_optimized_bconv_on_inputs_smaller_than_its_kernel_fails(size):
+    """A finding of the certifier: LCE's optimized x86 binary convolution (indirect BGEMM
+    and BGEMM alike) is wrong for a 3×3 "same" zero-padded convolution on a 1×1 or 2×2
+    input (ResNet-18's res5 at 64×64 inputs), while LCE's reference kernel and ours
+    compute what Keras computes. If LCE fixes it, this test says so."""
+    from xnor_keras.layers import XnorConv2D
+
+    tf.keras.backend.clear_session()
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((size, size, 64))
+    y = XnorConv2D(64, 3, padding="same", use_bias=False)(
+        tf.keras.layers.BatchNormalization()(inputs))
+    model = trained_like(tf.keras.Model(inputs, y, name="probe"), np.random.default_rng(0))
+    flatbuffer = convert_model(model, target="x86_64").flatbuffer
+    x = np.random.default_rng(0).standard_normal((2, size, size, 64)).astype(np.float32)
+    verdicts = {runtime: certify(model, flatbuffer, x, runtime=runtime)
+                for runtime in ("lce", "lce-default", "lce-reference", "native")}
+    assert verdicts["lce-reference"].passed and verdicts["native"].passed
+    for runtime in ("lce", "lce-default"):
+        failure = verdicts[runtime].first_failure
+        assert failure is not None, f"LCE's {runtime} kernels now pass: remove this test"
+        assert failure.layer == "xnor_conv2d" and "LceBconv2d" in failure.ops
 
 
 # ---------------------------------------------------------------------- pieces

@@ -101,15 +101,20 @@ def tensor_key(name: str, *, positions: int) -> tuple | None:
 
 
 def _keys(model: TFLiteModel, plans) -> dict:
-    """Tensor index → key, for the activations written by an op; the graph input is
-    the model's input (position -1), a graph output without a scope its last layer."""
-    keys = {t.index: (-1, 1) for t in model.inputs}
+    """Tensor index → key, for the activations written by an op from activations (not
+    weights decoded from constants); the graph input is the model's input (position
+    -1), a graph output without a scope its last layer."""
+    keys = {t.index: (-1, _SUB[None]) for t in model.inputs}
+    derived = set()  # written by ops reading only constants (LceDequantize of 1-bit weights)
     for op in model.ops:
+        if all(t < 0 or model.tensors[t].constant or t in derived for t in op.inputs):
+            derived.update(op.outputs)
+            continue
         for t in op.outputs:
             keys[t] = tensor_key(model.tensors[t].name, positions=len(plans))
     for t in model.outputs:
         if keys.get(t.index) is None:
-            keys[t.index] = (len(plans) - 1, 1)
+            keys[t.index] = (len(plans) - 1, _SUB[None])
     return keys
 
 
