@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import atexit
+import collections
 import fcntl
 import hashlib
 import os
@@ -138,6 +139,7 @@ class JavaServer:
         classes = build_classes()
         self._stderr = tempfile.TemporaryFile()
         self._lock = threading.Lock()
+        self._to_free = collections.deque()
         try:
             self._process = subprocess.Popen(
                 [_tool("java"), *JVM_OPTIONS, "-cp", str(classes), "xnor.tflite.SegmentServer"],
@@ -187,13 +189,9 @@ class JavaServer:
             return outputs
 
     def free(self, handle: int) -> None:
-        """Forgets model ``handle`` (no reply; a no-op once the JVM has stopped)."""
-        with self._lock:
-            if self.alive:
-                try:
-                    self._send(b"F" + struct.pack("<I", handle), "freeing a model")
-                except DeployError:
-                    pass
+        """Forgets model ``handle``: sent (no reply) before the next request. It never
+        blocks, so a garbage collector's finalizer may call it in the middle of one."""
+        self._to_free.append(handle)
 
     def close(self) -> None:
         """Stops the JVM (asks it to quit, then kills it after a second)."""
@@ -219,7 +217,10 @@ class JavaServer:
         if not self.alive:
             raise DeployError(f"the Java interpreter has stopped{self._last_words()}")
         deadline = time.monotonic() + self.timeout
-        self._send(payload, what, deadline)
+        freed = []
+        while self._to_free:
+            freed.append(b"F" + struct.pack("<I", self._to_free.popleft()))
+        self._send(b"".join(freed) + payload, what, deadline)
         reply = _Reply(self, what, deadline)
         status = reply.read(1)[0]
         if status != 0:
