@@ -206,10 +206,14 @@ def test_wrong_inputs_are_one_line_errors_and_the_server_goes_on(fashion):
         server.run(handle, good + good)
     with pytest.raises(DeployError, match=f"input {i} of this piece is int32"):
         java.JavaSegment(part, server)(wrong_type)
-    assert server.run(handle, good)[0].shape == segment.output.shape
+    expected = server.run(handle, good)[0]
+    assert expected.shape == segment.output.shape
     server.free(handle)
     with pytest.raises(DeployError, match=f"no model with handle {handle}"):
         server.run(handle, good)
+    again, _, _ = server.load(part)  # every error reply left the stream in step
+    np.testing.assert_array_equal(server.run(again, good)[0], expected)
+    server.free(again)
 
 
 def test_a_request_past_its_timeout_stops_the_jvm():

@@ -114,29 +114,36 @@ public final class SegmentServer {
             signature(b, m, m.outputs);
             return b;
         } else if (command == 'R') {
-            Interpreter interpreter = model(in.readInt());
+            // The whole request is read before anything is checked: an error reply must
+            // leave the stream in step.
+            int handle = Integer.reverseBytes(in.readInt());
             int count = Integer.reverseBytes(in.readInt());
+            if (count < 0 || count > 1 << 16) {
+                throw new IOException("input count " + count + " out of range");
+            }
+            int[] types = new int[count];
+            int[][] shapes = new int[count][];
+            Object[] inputs = new Object[count];
+            for (int i = 0; i < count; i++) {
+                types[i] = in.readUnsignedByte();
+                shapes[i] = readShape();
+                inputs[i] = readData(types[i], shapes[i]);
+            }
+            Interpreter interpreter = models.get(handle);
+            if (interpreter == null) {
+                throw new ModelException("no model with handle " + handle);
+            }
             Model m = interpreter.model();
             if (count != m.inputs.length) {
-                skipTensors(count);
                 throw new ModelException("the model has " + m.inputs.length + " inputs; the "
                         + "request sent " + count);
             }
-            Object[] inputs = new Object[count];
-            ModelException bad = null;
             for (int i = 0; i < count; i++) {
                 Model.Tensor t = m.tensors.get(m.inputs[i]);
-                int type = in.readUnsignedByte();
-                int[] shape = readShape();
-                Object data = readData(type, shape);
-                if (bad == null && (type != t.type || !java.util.Arrays.equals(shape, t.shape))) {
-                    bad = new ModelException("input " + i + " is " + t + "; the request sent "
-                            + Model.typeName(type) + Shapes.str(shape));
+                if (types[i] != t.type || !java.util.Arrays.equals(shapes[i], t.shape)) {
+                    throw new ModelException("input " + i + " is " + t + "; the request sent "
+                            + Model.typeName(types[i]) + Shapes.str(shapes[i]));
                 }
-                inputs[i] = data;
-            }
-            if (bad != null) {
-                throw bad;
             }
             Object[] outputs = interpreter.runTensors(inputs);
             long bytes = 5;
@@ -167,20 +174,11 @@ public final class SegmentServer {
             models.remove(Integer.reverseBytes(handle));
             return null;
         }
-        throw new ModelException("unknown request " + command + " (the stream is out of step)");
+        throw new IOException("unknown request " + command + ": the stream is out of step");
     }
 
     private static int length(Object array) {
         return array instanceof int[] ? ((int[]) array).length : ((float[]) array).length;
-    }
-
-    private Interpreter model(int rawHandle) {
-        int handle = Integer.reverseBytes(rawHandle);
-        Interpreter interpreter = models.get(handle);
-        if (interpreter == null) {
-            throw new ModelException("no model with handle " + handle);
-        }
-        return interpreter;
     }
 
     private int length() throws IOException {
@@ -220,13 +218,6 @@ public final class SegmentServer {
             return data;
         }
         throw new IOException("tensor type " + Model.typeName(type) + " is not FLOAT32/INT32");
-    }
-
-    private void skipTensors(int count) throws IOException {
-        for (int i = 0; i < count; i++) {
-            int type = in.readUnsignedByte();
-            readData(type, readShape());
-        }
     }
 
     private static void shape(ByteBuffer b, Model.Tensor t) {
