@@ -159,11 +159,13 @@ class JavaServer:
         ``(dtype, shape)``. An unloadable file raises `DeployError` with the
         interpreter's one-line reason (e.g. the unsupported operator)."""
         data = bytes(flatbuffer)
-        with self._lock:
-            reply = self._request(b"L" + struct.pack("<I", len(data)) + data, "loading a model",
-                                  "the Java interpreter cannot load a piece of this model")
+
+        def parse(reply):
             (handle,) = struct.unpack("<I", reply.read(4))
             return handle, reply.signature(), reply.signature()
+
+        return self._exchange(b"L" + struct.pack("<I", len(data)) + data, "loading a model",
+                              "the Java interpreter cannot load a piece of this model", parse)
 
     def run(self, handle: int, inputs) -> list:
         """Runs model ``handle`` on ``inputs`` (float32 / int32 arrays of its input
@@ -176,9 +178,8 @@ class JavaServer:
                                   f"tensors. Received: dtype={x.dtype}")
             parts += [struct.pack(f"<BB{x.ndim}i", _TYPES[x.dtype], x.ndim, *x.shape),
                       np.ascontiguousarray(x, x.dtype.newbyteorder("<")).tobytes()]
-        with self._lock:
-            reply = self._request(b"".join(parts), "running a piece of the model",
-                                  "java failed on a piece of this model")
+
+        def parse(reply):
             (count,) = struct.unpack("<I", reply.read(4))
             outputs = []
             for _ in range(count):
@@ -187,6 +188,9 @@ class JavaServer:
                 outputs.append(np.frombuffer(reply.read(4 * size), dtype.newbyteorder("<"))
                                .astype(dtype).reshape(shape))
             return outputs
+
+        return self._exchange(b"".join(parts), "running a piece of the model",
+                              "java failed on a piece of this model", parse)
 
     def free(self, handle: int) -> None:
         """Forgets model ``handle``: sent (no reply) before the next request. It never
@@ -213,6 +217,21 @@ class JavaServer:
         atexit.unregister(self.close)
 
     # ------------------------------------------------------------------ transport
+    def _exchange(self, payload: bytes, what: str, failure: str, parse):
+        """One request and its parsed reply. Anything but the server's own error reply
+        (a timeout, the JVM's death, an interrupt half-way) leaves the stream out of step,
+        so the JVM is stopped; `shared_server` then starts a new one."""
+        with self._lock:
+            try:
+                return parse(self._request(payload, what, failure))
+            except _Refused:
+                raise
+            except BaseException:
+                if self.alive:
+                    self._process.kill()
+                    self._process.wait()
+                raise
+
     def _request(self, payload: bytes, what: str, failure: str) -> "_Reply":
         if not self.alive:
             raise DeployError(f"the Java interpreter has stopped{self._last_words()}")
@@ -226,7 +245,7 @@ class JavaServer:
         if status != 0:
             (n,) = struct.unpack("<I", reply.read(4))
             message = reply.read(n).decode("utf-8", "replace").strip()
-            raise DeployError(f"{failure}: {message}")
+            raise _Refused(f"{failure}: {message}")
         return reply
 
     def _send(self, payload: bytes, what: str, deadline: float | None = None) -> None:
@@ -272,6 +291,10 @@ class JavaServer:
         lines = [line for line in self._stderr.read().decode("utf-8", "replace").splitlines()
                  if line.strip()]
         return f" (exit status {code}{': ' + lines[-1].strip() if lines else ''})"
+
+
+class _Refused(DeployError):
+    """The server's error reply (the stream is still in step)."""
 
 
 class _Reply:
