@@ -3,8 +3,9 @@
 The pieces come from `TFLiteModel.submodel`; their inputs may be bitpacked INT32
 tensors, which the one-input `deploy.runtime.Runner` interface does not take, so this
 module drives the same interpreters directly: LCE's (with the options of the runtime
-name), stock TensorFlow Lite, or stock TensorFlow Lite with the project's native
-delegate (`deploy.native.tflite_interpreter`).
+name), stock TensorFlow Lite, stock TensorFlow Lite with the project's native
+delegate (`deploy.native.tflite_interpreter`), or the Android demo's pure-Java
+interpreter on the host JVM (`deploy.certify.java`).
 
 Example:
 
@@ -21,7 +22,7 @@ from deploy.errors import DeployError
 
 __all__ = ["SegmentExecutor", "RUNTIMES"]
 
-RUNTIMES = ("lce", "lce-default", "lce-reference", "native", "tflite")
+RUNTIMES = ("lce", "lce-default", "lce-reference", "native", "tflite", "java")
 
 
 class SegmentExecutor:
@@ -32,7 +33,12 @@ class SegmentExecutor:
             raise DeployError(f"layer-wise checks run on {', '.join(RUNTIMES)}. "
                               f"Received: runtime={runtime!r}")
         self.runtime = runtime
-        if runtime.startswith("lce"):
+        self._java = None
+        if runtime == "java":
+            from deploy.certify.java import JavaSegment
+
+            self._java = JavaSegment(flatbuffer)
+        elif runtime.startswith("lce"):
             from larq_compute_engine.tflite.python.interpreter import Interpreter
 
             from deploy.runtime import lce_options
@@ -59,6 +65,8 @@ class SegmentExecutor:
 
     def __call__(self, inputs) -> np.ndarray:
         inputs = [np.ascontiguousarray(x) for x in inputs]
+        if self._java is not None:
+            return self._java(inputs)
         try:
             if self._tflite is None:
                 return np.array(self._lce.predict(inputs)[0])

@@ -16,6 +16,14 @@ import java.util.List;
  * Interpreter interpreter = new Interpreter(bytesOfModelFile);
  * float[] scores = interpreter.run(preprocessedImage);
  * </pre>
+ *
+ * <p>Inputs and outputs may also be INT32 (LCE's bitpacked binary tensors, as in a piece
+ * cut out of a converted file between two binary layers): {@link #runTensors} takes and
+ * returns {@code float[]} or {@code int[]} per tensor.
+ *
+ * <pre>
+ * Object[] out = interpreter.runTensors(new Object[] {bitpackedWords, floats});
+ * </pre>
  */
 public final class Interpreter {
     private final Model model;
@@ -39,8 +47,9 @@ public final class Interpreter {
         }
         for (int i : model.inputs) {
             Model.Tensor t = model.tensors.get(i);
-            if (t.type != Model.FLOAT32) {
-                throw new ModelException("model input " + t + " is not FLOAT32: not supported");
+            if (t.type != Model.FLOAT32 && t.type != Model.INT32) {
+                throw new ModelException("model input " + t
+                        + " is not FLOAT32 or (bitpacked) INT32: not supported");
             }
             if (t.isConstant()) {
                 throw new ModelException("model input " + t + " is a constant");
@@ -109,8 +118,9 @@ public final class Interpreter {
             if (!written[o]) {
                 throw new ModelException("model output " + t + " is never written");
             }
-            if (t.type != Model.FLOAT32) {
-                throw new ModelException("model output " + t + " is not FLOAT32: not supported");
+            if (t.type != Model.FLOAT32 && t.type != Model.INT32) {
+                throw new ModelException("model output " + t
+                        + " is not FLOAT32 or (bitpacked) INT32: not supported");
             }
         }
     }
@@ -205,6 +215,12 @@ public final class Interpreter {
                     + model.outputs.length + " outputs; got " + inputs.length + " and "
                     + outputs.length);
         }
+        for (int i : model.inputs) {
+            requireFloat("input", model.tensors.get(i));
+        }
+        for (int o : model.outputs) {
+            requireFloat("output", model.tensors.get(o));
+        }
         for (int i = 0; i < inputs.length; i++) {
             float[] dst = (float[]) values[model.inputs[i]];
             if (inputs[i] == null || inputs[i].length != dst.length) {
@@ -220,6 +236,66 @@ public final class Interpreter {
         for (int i = 0; i < outputs.length; i++) {
             outputs[i] = ((float[]) values[model.outputs[i]]).clone();
         }
+    }
+
+    private static void requireFloat(String what, Model.Tensor t) {
+        if (t.type != Model.FLOAT32) {
+            throw new ModelException("model " + what + " " + t + " is not FLOAT32: "
+                    + "run(float[][], float[][]) needs float tensors; use runTensors");
+        }
+    }
+
+    /** The TFLite type code ({@link Model#FLOAT32} or {@link Model#INT32}) of input i. */
+    public int inputType(int i) {
+        return model.tensors.get(model.inputs[i]).type;
+    }
+
+    /** The TFLite type code ({@link Model#FLOAT32} or {@link Model#INT32}) of output i. */
+    public int outputType(int i) {
+        return model.tensors.get(model.outputs[i]).type;
+    }
+
+    /**
+     * Runs the model on inputs of either type: {@code inputs[i]} is a {@code float[]} for a
+     * FLOAT32 input and an {@code int[]} (bitpacked words) for an INT32 one, with the
+     * tensor's element count. Returns new arrays, one per output, of the outputs' types.
+     * A kernel that fails at run time raises ModelException naming its operator.
+     */
+    public Object[] runTensors(Object[] inputs) {
+        if (inputs.length != model.inputs.length) {
+            throw new ModelException("the model has " + model.inputs.length + " inputs; got "
+                    + inputs.length);
+        }
+        for (int i = 0; i < inputs.length; i++) {
+            Model.Tensor t = model.tensors.get(model.inputs[i]);
+            Object dst = values[t.index];
+            int got = inputs[i] instanceof float[] ? ((float[]) inputs[i]).length
+                    : inputs[i] instanceof int[] ? ((int[]) inputs[i]).length : -1;
+            boolean typeOk = t.type == Model.FLOAT32 ? inputs[i] instanceof float[]
+                    : inputs[i] instanceof int[];
+            if (!typeOk || got != t.size()) {
+                throw new ModelException("input " + i + " is " + t + " (" + t.size()
+                        + " values); got " + (inputs[i] == null ? "null"
+                        : got < 0 ? inputs[i].getClass().getSimpleName()
+                        : (inputs[i] instanceof int[] ? "INT32 " : "FLOAT32 ") + got + " values"));
+            }
+            System.arraycopy(inputs[i], 0, dst, 0, got);
+        }
+        for (Kernel k : kernels) {
+            try {
+                k.run(values);
+            } catch (ModelException e) {
+                throw e;
+            } catch (RuntimeException e) {
+                throw new ModelException(k.op + " failed: " + e);
+            }
+        }
+        Object[] outputs = new Object[model.outputs.length];
+        for (int i = 0; i < outputs.length; i++) {
+            Object v = values[model.outputs[i]];
+            outputs[i] = v instanceof int[] ? ((int[]) v).clone() : ((float[]) v).clone();
+        }
+        return outputs;
     }
 
     /** A one-line-per-operator description of the model (for logs and the CLI). */
