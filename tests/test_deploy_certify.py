@@ -11,6 +11,7 @@ cutting).
 """
 
 import copy
+import shutil
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ from deploy.tflite_model import TFLiteModel
 from tests.test_deploy_lowering import trained_like
 from xnor_keras import models
 
-RUNTIMES = ("lce", "native")
+RUNTIMES = ("lce", "native", "java")  # every executor of a .tflite (java: the Android demo's)
 N_IMAGES = 16
 
 
@@ -57,6 +58,11 @@ def with_k():
 @pytest.fixture(scope="module")
 def without_k():
     return _converted(input_scaling=False)
+
+
+def _needs(runtime):
+    if runtime == "java" and not (shutil.which("java") and shutil.which("javac")):
+        pytest.skip("the java runtime needs a JDK (scripts/deps.d/android.sh installs it)")
 
 
 # ---------------------------------------------------------------------- mutations
@@ -164,6 +170,7 @@ MUTATIONS = [  # (fixture, mutation, Keras layer it breaks)
 @pytest.mark.parametrize("fixture, mutation, layer", MUTATIONS,
                          ids=[f"{f}-{m.__name__[1:]}-{l}" for f, m, l in MUTATIONS])
 def test_every_mutation_fails_naming_its_layer(request, runtime, fixture, mutation, layer):
+    _needs(runtime)
     model, flatbuffer, scopes, x = request.getfixturevalue(fixture)
     tflite = TFLiteModel(flatbuffer)
     mutation(tflite, scopes, layer)
@@ -183,6 +190,7 @@ def test_every_mutation_fails_naming_its_layer(request, runtime, fixture, mutati
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("fixture", ["with_k", "without_k"])
 def test_unmutated_fashion_net_passes(request, runtime, fixture):
+    _needs(runtime)
     model, flatbuffer, _, x = request.getfixturevalue(fixture)
     certificate = certify(model, flatbuffer, x, runtime=runtime)
     assert certificate.passed, certificate.format_verdict() + "\n" + certificate.format_table()
@@ -202,7 +210,7 @@ ZOO = [(arch, precision, options) for arch in models.ARCHITECTURES
 def test_every_zoo_model_passes(arch, precision, options):
     model, flatbuffer, _, _ = _converted(arch, precision, **options)
     x = random_inputs(1, tuple(model.input_shape[1:]), seed=1)
-    for runtime in RUNTIMES:
+    for runtime in [r for r in RUNTIMES if r != "java" or shutil.which("javac")]:
         certificate = certify(model, flatbuffer, x, runtime=runtime)
         assert certificate.passed, certificate.format_verdict()
         if precision == "xnor":
