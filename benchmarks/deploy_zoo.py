@@ -5,10 +5,13 @@ offline), give its BatchNorm layers trained-like statistics (moving mean/varianc
 measured on a batch of inputs, γ and β drawn at random), convert with
 ``deploy.convert.convert_model`` (target arm64), then compare Keras and the LCE
 interpreter on N inputs (Fashion-MNIST test images for fashion_net, standard-normal
-inputs otherwise) with ``deploy.verify.compare``. Also measures each model's noise
-floor (`deploy.verify.noise_floor`: Keras against itself with inputs changed by one
-float32 rounding step). Prints a table and writes
-``out/deploy_zoo/results.{json,md}`` and the .tflite files.
+inputs otherwise) with ``deploy.verify.compare``, and certify the conversion layer by
+layer (`deploy.certify`) on the first ``--certify_n`` inputs on each of ``--runtimes``:
+layers checked, sign decisions compared, disagreements inside / outside the rounding
+band and the verdict. Also measures each model's noise floor (`deploy.verify.noise_floor`:
+Keras against itself with inputs changed by one float32 rounding step). Prints a table
+and writes ``out/deploy_zoo/results.{json,md}`` and the .tflite files; exits 1 unless
+every model is certified (PASS) with no binary layer left in float.
 
     python benchmarks/deploy_zoo.py            # all models, 1000 inputs each
     python benchmarks/deploy_zoo.py -n 50 --models fashion_net,alexnet --precisions xnor
@@ -29,6 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from deploy.certify import certify  # noqa: E402
 from deploy.convert import convert_model  # noqa: E402
 from deploy.inputs import dataset_inputs, random_inputs  # noqa: E402
 from deploy.lowering import lower  # noqa: E402
@@ -58,7 +62,8 @@ def trained_like_batch_norm(model, x, *, seed=0):
         layer.momentum = momentum
 
 
-def run_one(name, precision, n, out_dir, threads, options=None, diagnose=False):
+def run_one(name, precision, n, out_dir, threads, options=None, diagnose=False,
+            certify_n=16, runtimes=("lce", "native")):
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(0)
     options = options or {}
@@ -102,6 +107,14 @@ def run_one(name, precision, n, out_dir, threads, options=None, diagnose=False):
             c = compare(a, b)
             diagnosis[key] = {"relative_diff": c.relative_diff, "top1_agreement": c.top1_agreement,
                               "within_tolerance": c.within_tolerance}
+    start = time.time()
+    certificates = {runtime: certify(model, result.flatbuffer, x[:certify_n], runtime=runtime,
+                                     num_threads=threads) for runtime in runtimes}
+    certify_s = time.time() - start
+    for certificate in certificates.values():
+        print(f"{name} {precision}{''.join(f' {k}={v}' for k, v in options.items())}: "
+              f"{certificate.format_verdict()}", flush=True)
+    first = next(iter(certificates.values()))
     summary = report.summary()
     census = dict(__import__("deploy.tflite_model", fromlist=["TFLiteModel"])
                   .TFLiteModel(result.flatbuffer).op_census())
@@ -116,8 +129,15 @@ def run_one(name, precision, n, out_dir, threads, options=None, diagnose=False):
         "binary_macs": summary["binary_macs"], "float_macs": summary["float_macs"],
         "n": n, "inputs": source, "max_abs_diff": check.max_abs_diff,
         "logit_range": check.logit_range, "relative_diff": check.relative_diff,
-        "top1_agreement": check.top1_agreement, "passed": check.passed,
+        "top1_agreement": check.top1_agreement,
         "within_tolerance": check.within_tolerance,
+        "passed": all(c.passed for c in certificates.values()),
+        "certified_n": first.images, "layer_checks": len(first.checks),
+        "sign_decisions": first.sign_decisions,
+        "verdicts": {runtime: c.format_verdict() for runtime, c in certificates.items()},
+        "inside_band": {runtime: c.inside for runtime, c in certificates.items()},
+        "outside_band": {runtime: c.outside for runtime, c in certificates.items()},
+        "certify_s": round(certify_s, 1),
         "noise_floor_relative_diff": floor.relative_diff,
         "noise_floor_top1_agreement": floor.top1_agreement,
         "noise_floor_within_tolerance": floor.within_tolerance,
@@ -128,19 +148,22 @@ def run_one(name, precision, n, out_dir, threads, options=None, diagnose=False):
 
 def markdown(rows):
     lines = ["| model | precision | .tflite | float32 twin | binary layers (bconv / 1-bit-weight / float) "
-             "| max abs diff | / logit range | top-1 agreement | inputs within 1e-3 | n | pass "
-             "| noise floor: / range, top-1, within 1e-3 |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
+             "| layers checked | sign decisions | disagreements inside / outside the band "
+             "| verdict | end to end: max abs diff / range, top-1 agreement (n) "
+             "| noise floor: / range, top-1 |",
+             "|---|---|---:|---:|---|---:|---:|---|---|---|---|"]
     for r in rows:
+        bands = ", ".join(f"{rt}: {r['inside_band'][rt]:,} / {r['outside_band'][rt]:,}"
+                          for rt in r["verdicts"])
+        verdicts = ", ".join(f"{v.split(':')[0]}" for v in r["verdicts"].values())
         lines.append(
             f"| {r['model']} | {r['precision']} | {r['file_bytes'] / 1e6:.2f} MB | "
             f"{r['float_twin_bytes'] / 1e6:.1f} MB | {r['binary_layers']} "
             f"({r['in_binary_ops']} / {r['binary_weight']} / {r['in_float']}) | "
-            f"{r['max_abs_diff']:.2e} | {r['relative_diff']:.2e} | "
-            f"{100 * r['top1_agreement']:.1f}% | {100 * r['within_tolerance']:.1f}% | {r['n']} | "
-            f"{'yes' if r['passed'] else 'NO'} | {r['noise_floor_relative_diff']:.2e}, "
-            f"{100 * r['noise_floor_top1_agreement']:.1f}%, "
-            f"{100 * r['noise_floor_within_tolerance']:.1f}% |")
+            f"{r['layer_checks']} × {r['certified_n']} inputs | {r['sign_decisions']:,} | "
+            f"{bands} | {verdicts} | {r['relative_diff']:.2e}, "
+            f"{100 * r['top1_agreement']:.1f}% ({r['n']}) | "
+            f"{r['noise_floor_relative_diff']:.2e}, {100 * r['noise_floor_top1_agreement']:.1f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -151,6 +174,10 @@ def main():
     parser.add_argument("--precisions", default="bwn,xnor")
     parser.add_argument("--out_dir", default="out/deploy_zoo")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--certify_n", type=int, default=16,
+                        help="inputs certified layer by layer (deploy.certify) per model")
+    parser.add_argument("--runtimes", default="lce,native",
+                        help="runtimes the certificate runs on (lce, native, java, ...)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a models.build option, e.g. input_scaling=False (repeatable)")
     parser.add_argument("--diagnose", action="store_true",
@@ -166,7 +193,7 @@ def main():
     for name in args.models.split(","):
         for precision in args.precisions.split(","):
             row = run_one(name, precision, args.n, args.out_dir, args.threads, options,
-                          args.diagnose)
+                          args.diagnose, args.certify_n, tuple(args.runtimes.split(",")))
             rows.append(row)
             print(json.dumps(row), flush=True)
     table = markdown(rows)

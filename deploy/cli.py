@@ -53,7 +53,8 @@ flags.DEFINE_integer("certify_n", None, "verify: certify layer by layer on the f
                      "(default: all).")
 flags.DEFINE_integer("seed", 0, "verify/bench: seed of the random inputs.")
 flags.DEFINE_string("runtime", None, "verify/bench/predict: auto, native, lce, lce-default, "
-                    "lce-reference (tflite for models without LCE ops). Default: lce for "
+                    "lce-reference (tflite for models without LCE ops; java for verify: the "
+                    "Android demo's Java interpreter on this JVM). Default: lce for "
                     "verify (LCE's own interpreter), auto for bench/predict (this "
                     "project's native kernels on x86-64, LCE elsewhere).")
 flags.DEFINE_integer("threads", 1, "verify/bench/predict: interpreter threads.")

@@ -137,6 +137,20 @@ def noise_floor(model, x, reference=None, *, batch_size=32,
                    tolerance=tolerance)
 
 
+class _JavaRunner:
+    """The whole file on the Android demo's Java interpreter (host JVM), as a runner."""
+
+    name = "java"
+
+    def __init__(self, flatbuffer):
+        from deploy.certify.executor import SegmentExecutor
+
+        self._run = SegmentExecutor(flatbuffer, "java")
+
+    def run(self, x):
+        return np.asarray(self._run([np.asarray(x, np.float32)]), np.float32)
+
+
 def _bar(total, desc):
     from tqdm import tqdm
 
@@ -192,7 +206,8 @@ def verify_files(model_path, tflite_path, *, data=None, images=None, n=None, see
     else:
         x = random_inputs(n or 100, input_shape, seed=seed)
         source = "standard-normal inputs"
-    runner = make_interpreter(flatbuffer, runtime, num_threads=threads)
+    runner = (_JavaRunner(flatbuffer) if runtime == "java"
+              else make_interpreter(flatbuffer, runtime, num_threads=threads))
     reference = model.predict(x, batch_size=32, verbose=0)
     outputs = np.concatenate([runner.run(x[i:i + 1])
                               for i in _progress(range(len(x)), len(x), runtime)])
