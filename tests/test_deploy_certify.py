@@ -284,9 +284,9 @@ def test_float_conv_bound_holds_for_float32_and_is_gamma_n(rng):
 
 
 def test_sign_of_an_uncertain_value_may_flip():
-    from deploy.certify.bounds import _sign
+    from deploy.certify.bounds import signs_of
 
-    signs, uncertain = _sign(Estimate(np.array([-1e-9, 0.0, 2e-9, 0.5]),
+    signs, uncertain = signs_of(Estimate(np.array([-1e-9, 0.0, 2e-9, 0.5]),
                                       np.array([2e-9, 0.0, 1e-9, 1e-9])))
     assert signs.tolist() == [-1.0, 1.0, 1.0, 1.0]
     assert uncertain.tolist() == [True, False, False, False]

@@ -45,7 +45,7 @@ import tensorflow as tf
 from deploy.errors import DeployError
 from deploy.lowering import graph
 
-__all__ = ["Estimate", "U", "gamma", "propagate", "CertifyError"]
+__all__ = ["Estimate", "U", "gamma", "propagate", "signs_of", "CertifyError"]
 
 U = 2.0 ** -24
 
@@ -151,7 +151,7 @@ def _float_layer(layer, x: Estimate) -> Estimate:
     return _activation(layer, est, layer.activation)
 
 
-def _sign(x: Estimate) -> tuple:
+def signs_of(x: Estimate) -> tuple:
     """(sign(x) with sign(0) = +1, mask of elements whose sign a runtime may flip)."""
     signs = np.where(x.value >= 0, 1.0, -1.0)
     uncertain = (np.abs(x.value) <= x.error) & (x.error > 0)
@@ -175,7 +175,7 @@ def _binary_layer(layer, spec, x: Estimate) -> Estimate:
         return _activation(layer, Estimate(value, error), spec.activation)
     if spec.groups != 1:
         raise CertifyError(f"layer {layer.name!r}: grouped binary convolutions are not bounded")
-    signs, uncertain = _sign(x)
+    signs, uncertain = signs_of(x)
     alpha = spec.scale.astype(np.float64)
     if spec.op == "dense":  # over the last axis, as the layer's tensordot
         acc = signs @ kernel
@@ -285,7 +285,7 @@ def propagate(layer, inputs: list) -> Estimate:
         return Estimate(value, sum(i.error for i in inputs)
                         + gamma(len(inputs) - 1) * sum(i.magnitude() for i in inputs))
     if graph.is_sign_quantizer(layer):
-        signs, uncertain = _sign(x)
+        signs, uncertain = signs_of(x)
         return Estimate(signs, 2.0 * uncertain)
     raise CertifyError(f"layer {layer.name!r} ({type(layer).__name__}): no rounding bound "
                        "for this kind of layer")
