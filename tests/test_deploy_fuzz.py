@@ -173,7 +173,7 @@ def summary(counts, n_files, seconds, n_failures) -> str:
     """The corpus table: per verb, per runtime, files run / rejected (one line each)."""
     lines = [f"fuzz corpus: {n_files} files (the original included) in {seconds:.0f} s, "
              f"{n_failures} crashes/hangs/tracebacks",
-             f"  {'verb':8s}" + "".join(f"{r:>22s}" for r in RUNTIMES)]
+             f"  {'verb':8s}" + "".join(f"{r:>24s}" for r in RUNTIMES)]
     for verb in ("inspect", "predict", "verify", "bench"):
         cells = []
         for runtime in RUNTIMES:
@@ -182,7 +182,7 @@ def summary(counts, n_files, seconds, n_failures) -> str:
             if verb == "inspect":
                 cells = [cells[0]] + [""] * (len(RUNTIMES) - 1)
                 break
-        lines.append(f"  {verb:8s}" + "".join(f"{c:>22s}" for c in cells))
+        lines.append(f"  {verb:8s}" + "".join(f"{c:>24s}" for c in cells))
     return "\n".join(lines)
 
 
@@ -292,7 +292,8 @@ def test_fuzz_corpus_every_verb_every_runtime(xnor_tflite, tmp_path, capsys):
                for step, outcome in original["results"].items()), original
     assert not failures, "\n".join(failures[:20])
     assert counts["inspect"].get("rejected", 0) > N_FILES // 4  # the corpus is not harmless
-    assert counts["inspect"].get("ran", 0) > N_FILES // 10  # nor all rejected
+    # nor all rejected: 221 of 2,000 pass validation (and ~210 run on lce and native)
+    assert counts["inspect"].get("ran", 0) > N_FILES // 20
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
