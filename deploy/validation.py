@@ -12,17 +12,28 @@ on the parsed `TFLiteModel` (no TensorFlow import), everything a runtime relies 
 - `check_dataflow`: every op reads constants, graph inputs or what an earlier op wrote
   (a runtime would read unset memory), writes non-constant tensors no other op writes,
   and omits (-1) only optional inputs;
-- `check_builtin_ranks`: convolutions and products have the inputs (and ranks) their
-  kernels index;
-- `check_metadata`: the input/output shapes the deploy metadata records (what the
-  Keras twins of ``bench`` and ``verify`` take) are the graph's;
+- `check_builtin_ranks`: convolutions, pools, products and reductions have the inputs
+  (and ranks) their kernels index;
+- `check_types`: every builtin op reads and writes the tensor types its TFLite kernel
+  handles (element-wise inputs of the output's type, a conv's filter and bias types
+  for its input type, int32 axes and shapes, no VARIANT/STRING/RESOURCE tensors);
+- `check_builtin_shapes`: builtin options against shapes: strides, dilations and
+  pool sizes in range, padding and activation known, a conv's filter fitting its input
+  channels (groups), fully-connected inputs of whole rows, reduction axes within the
+  rank, broadcasting, and the output shapes these give;
+- `check_quantization`: INT8/UINT8/INT16 tensors have positive finite scales and
+  matching zero points (kernels divide by them unchecked);
+- `check_metadata`: the deploy metadata has the keys and value types its readers
+  index (`_METADATA`), and the input/output shapes it records (what the Keras twins of
+  ``bench`` and ``verify`` take) are the graph's;
 - `check_lce_ops`: the custom options of every LCE op (``LceBconv2d``,
   ``LceQuantize``, ``LceDequantize``, ``LceBMaxPool2d``) against what the op reads,
   and their tensors' shapes and types (bitpacked int32 last axis = ceil(C/32)).
 
 Each problem is a `Problem` (operator index, op name, message) formatted as one
 line; `validate` raises `ValidationError` (a `DeployError`) for the first file with
-problems, `problems` lists them all (``xnor-deploy inspect`` shows them).
+problems, `problems` lists them all. A kernel that still refuses a validated file is
+reported by `deploy.runtime` as one line naming the node.
 
 Example:
 
@@ -41,8 +52,9 @@ from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel, schema
 METADATA_NAME = "xnor_keras"  # the flatbuffer metadata entry written by `deploy.convert`
 
 __all__ = ["Problem", "ValidationError", "validate", "validate_bytes", "problems",
-           "check_graph", "check_dataflow", "check_builtin_ranks",
-           "check_metadata", "check_lce_ops"]
+           "check_graph", "check_dataflow", "check_builtin_ranks", "check_types",
+           "check_builtin_shapes", "check_quantization", "check_metadata", "check_lce_ops",
+           "METADATA_NAME", "METADATA_FORMAT"]
 
 _TYPE_NAMES = {k for k in vars(schema.TensorType) if not k.startswith("_")}
 _PADDING = (0, 1)  # schema.Padding: SAME, VALID
