@@ -6,7 +6,7 @@ import os
 
 from deploy.errors import DeployError
 from deploy.tflite_model import TFLiteFormatError, TFLiteModel
-from deploy.validation import METADATA_NAME, validate
+from deploy.validation import METADATA_NAME, check_metadata, validate
 
 __all__ = ["METADATA_NAME", "require_file", "load_tflite", "read_metadata"]
 
@@ -42,11 +42,13 @@ def load_tflite(path) -> tuple[TFLiteModel, bytes]:
 
 
 def read_metadata(tflite: TFLiteModel, path) -> dict | None:
-    """The deploy metadata (a dict) of a converted model, or None if it has none."""
-    try:
-        metadata = tflite.json_metadata(METADATA_NAME)
-    except TFLiteFormatError as error:
-        raise DeployError(f"{path}: {error}") from None
-    if metadata is not None and not isinstance(metadata, dict):
-        raise DeployError(f"{path}: metadata {METADATA_NAME!r} is not a JSON object")
-    return metadata
+    """The deploy metadata (a dict) of a converted model, or None if it has none.
+
+    The metadata is checked against the schema its readers index
+    (`deploy.validation.check_metadata`) even if ``tflite`` did not come through
+    `load_tflite`, so a corrupt entry is a one-line `DeployError`, never a KeyError.
+    """
+    found = check_metadata(tflite)
+    if found:
+        raise DeployError(f"{path}: {found[0].format()}")
+    return tflite.json_metadata(METADATA_NAME)

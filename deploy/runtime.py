@@ -29,12 +29,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import platform
+import re
+import sys
+import tempfile
 
 import numpy as np
 
-from deploy.errors import DeployError
+from deploy.errors import DeployError, first_line
 from deploy.int8 import dequantize, quantization_params, quantize
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
 from deploy.tflite_runner import TFLiteRunner, load_interpreter
@@ -57,6 +62,54 @@ def lce_options(runtime: str) -> dict:
     return dict(_LCE_OPTIONS[runtime])
 
 
+@contextlib.contextmanager
+def _interpreter_errors(runtime: str, *, capture: bool = False):
+    """Turns a runtime's RuntimeError/ValueError (a kernel refusing the model while
+    allocating or invoking) into a one-line `DeployError` naming the node, so no
+    traceback reaches a CLI verb. ``capture``: also read what TFLite's error reporter
+    writes to file descriptor 2 (LCE's exception does not say which node failed)."""
+    with (_stderr_log() if capture else contextlib.nullcontext(lambda: "")) as log:
+        try:
+            yield
+        except (RuntimeError, ValueError) as error:
+            raise DeployError(_rejection(runtime, f"{log()}\n{error}", error)) from None
+
+
+@contextlib.contextmanager
+def _stderr_log():
+    """Yields a function returning what was written to fd 2 inside the block (C++
+    code's messages); the text is passed on to the real stderr afterwards."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield lambda: (log.seek(0), log.read().decode("utf-8", "replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            os.write(2, log.read())
+
+
+def _rejection(runtime: str, text: str, error: BaseException) -> str:
+    """One line: "the <runtime> runtime rejected the model at node N (OP): <reason>".
+
+    TFLite reports "<kernel file:line> <check>" then "Node number N (OP) failed to
+    prepare/invoke"; the reason is that kernel line (else the error's first line).
+    """
+    lines = [re.sub(r"^ERROR:\s*", "", line.strip()) for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    for i, line in enumerate(lines):
+        node = re.search(r"[Nn]ode number (\d+) \(([^)]*)\)", line)
+        if node:
+            before = line[:node.start()].strip() or (lines[i - 1] if i else "")
+            reason = before.rsplit("/", 1)[-1] or first_line(error)
+            return (f"the {runtime} runtime rejected the model at node {node[1]} "
+                    f"({node[2]}): {reason}")
+    return f"the {runtime} runtime rejected the model: {first_line(error)}"
+
+
 class Runner:
     """Runs one model; ``run(x)``: float32 (1, H, W, C) → float32 outputs."""
 
@@ -77,11 +130,8 @@ class _LceRunner(Runner):
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
         self.name = name
-        try:
+        with _interpreter_errors(name, capture=True):
             self._interpreter = Interpreter(flatbuffer, num_threads=num_threads, **options)
-        except (RuntimeError, ValueError) as error:
-            raise DeployError(f"the LCE runtime cannot load this model: "
-                              f"{str(error).strip().splitlines()[-1]}") from None
         self.input_shape = tuple(self._interpreter.input_shapes[0])
         self.output_shape = tuple(self._interpreter.output_shapes[0])
         self._quant_in = quantization_params(self._interpreter.input_types[0],
@@ -104,7 +154,9 @@ class _LceRunner(Runner):
 
     def run(self, x):
         x = quantize(np.ascontiguousarray(x, np.float32), self._quant_in)
-        return dequantize(self._raw.predict([x])[0], self._quant_out)
+        with _interpreter_errors(self.name):
+            y = self._raw.predict([x])[0]
+        return dequantize(y, self._quant_out)
 
 
 class _TFLiteRunner(TFLiteRunner, Runner):
@@ -113,6 +165,10 @@ class _TFLiteRunner(TFLiteRunner, Runner):
     def __init__(self, flatbuffer, num_threads):
         super().__init__(load_interpreter(flatbuffer, num_threads=num_threads),
                          num_threads=num_threads)
+
+    def run(self, x):
+        with _interpreter_errors(self.name):
+            return super().run(x)
 
 
 class _NativeRunner(Runner):
@@ -129,7 +185,9 @@ class _NativeRunner(Runner):
         self.output_shape = getattr(self._runner, "output_shape", model.outputs[0].shape)
 
     def run(self, x):
-        return np.asarray(self._runner.run(np.asarray(x, np.float32)), np.float32)
+        with _interpreter_errors(self.name):
+            y = self._runner.run(np.asarray(x, np.float32))
+        return np.asarray(y, np.float32)
 
     @property
     def kernels(self) -> dict:

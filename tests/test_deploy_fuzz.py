@@ -169,6 +169,24 @@ def _run_steps(steps, results, problems, protocol, error_type):
 
 
 # ---------------------------------------------------------------------- the parent
+def summary(counts, n_files, seconds, n_failures) -> str:
+    """The corpus table: per verb, per runtime, files run / rejected (one line each)."""
+    lines = [f"fuzz corpus: {n_files} files (the original included) in {seconds:.0f} s, "
+             f"{n_failures} crashes/hangs/tracebacks",
+             f"  {'verb':8s}" + "".join(f"{r:>24s}" for r in RUNTIMES)]
+    for verb in ("inspect", "predict", "verify", "bench"):
+        cells = []
+        for runtime in RUNTIMES:
+            c = counts.get(verb if verb == "inspect" else f"{verb}/{runtime}", {})
+            cells.append(f"{c.get('ran', 0)} ran / {c.get('rejected', 0)} rejected")
+            if verb == "inspect":
+                cells = [cells[0]] + [""] * (len(RUNTIMES) - 1)
+                break
+        lines.append(f"  {verb:8s}" + "".join(f"{c:>24s}" for c in cells))
+    return "\n".join(lines)
+
+
+
 class _Worker:
     def __init__(self, keras_path, npy_path):
         self.args = [sys.executable, os.path.abspath(__file__), "--worker", str(keras_path),
@@ -233,12 +251,7 @@ def _serve(worker, paths, out):
         worker.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open findings of the 2,000-file corpus (23:50 run): ~8 files (tensor type changes, bit "
-    "flips) still segfault LCE in predict; Runner.run lets invoke-time RuntimeError/ValueError "
-    "out as tracebacks (deploy/runtime.py, another helper's); inspect raises KeyError on a "
-    "bit-flipped metadata entry. Remove this mark once they are fixed."))
-def test_fuzz_corpus_every_verb_every_runtime(xnor_tflite, tmp_path):
+def test_fuzz_corpus_every_verb_every_runtime(xnor_tflite, tmp_path, capsys):
     tflite_path, keras_path = xnor_tflite
     data = tflite_path.read_bytes()
     npy = tmp_path / "image.npy"
@@ -271,16 +284,16 @@ def test_fuzz_corpus_every_verb_every_runtime(xnor_tflite, tmp_path):
         for step, outcome in record["results"].items():
             counts.setdefault(step, {}).setdefault(outcome, 0)
             counts[step][outcome] += 1
-    print(f"\nfuzz corpus: {len(paths)} files in {time.monotonic() - start:.0f} s")
-    for step in sorted(counts):
-        print(f"  {step:16s} {counts[step]}")
+    with capsys.disabled():  # shown without -s, to be quoted
+        print(summary(counts, len(paths), time.monotonic() - start, len(failures)))
     original = next(r for r in records if r["path"] == str(tflite_path))
     # stock TFLite has no LCE ops: it rejects the original (one line), the others run it
     assert all(outcome == ("rejected" if step.endswith("/tflite") else "ran")
                for step, outcome in original["results"].items()), original
     assert not failures, "\n".join(failures[:20])
     assert counts["inspect"].get("rejected", 0) > N_FILES // 4  # the corpus is not harmless
-    assert counts["inspect"].get("ran", 0) > N_FILES // 10  # nor all rejected
+    # nor all rejected: 221 of 2,000 pass validation (and ~210 run on lce and native)
+    assert counts["inspect"].get("ran", 0) > N_FILES // 20
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:

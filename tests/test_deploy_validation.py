@@ -1,7 +1,9 @@
 """deploy.validation: every check on hand-mutated copies of a real converted model, and
 that every entry point (load_tflite, make_interpreter, the CLI) rejects them in one line."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -9,10 +11,11 @@ import numpy as np
 import pytest
 from flatbuffers import flexbuffers
 
-from deploy.artifacts import load_tflite
+from deploy.artifacts import METADATA_NAME, load_tflite
 from deploy.errors import DeployError
+from deploy.inspection import inspect_file, inspect_model
 from deploy.runtime import make_interpreter
-from deploy.tflite_model import TFLiteModel
+from deploy.tflite_model import TFLiteModel, schema
 from deploy.validation import ValidationError, problems, validate, validate_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -242,3 +245,183 @@ def test_cli_verbs_reject_corrupt_options_in_one_line(good, tmp_path):
         lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(lines) == 1 and "node 8 (LceBconv2d): 32768 groups" in lines[0], lines
         assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------- crash classes of the fuzz corpus
+def _reader_of(model, tensor, name):
+    """The first ``name`` op that reads ``tensor``."""
+    return next(op for op in model.ops if op.name == name and tensor in op.inputs)
+
+
+def _retyped(data, tensor, type_name):
+    """``data`` with tensor ``tensor`` declared of TFLite type ``type_name``."""
+    def edit(model_t, parsed):
+        model_t.subgraphs[0].tensors[tensor].type = getattr(schema.TensorType, type_name)
+    return _edit(data, edit)
+
+
+def test_a_variant_tensor_between_builtin_ops(good, tmp_path):
+    """A type change that segfaulted LCE's interpreter (fuzz corpus, predict/lce): the
+    first MEAN's output, read by a CONV_2D, became a VARIANT."""
+    model = TFLiteModel(good)
+    mean = model.ops[_first(model, "MEAN")]
+    conv = _reader_of(model, mean.outputs[0], "CONV_2D")
+    bad = _retyped(good, mean.outputs[0], "VARIANT")
+    _rejected(bad, tmp_path, f"node {mean.index} (MEAN): output has type VARIANT",
+              f"node {conv.index} (CONV_2D): input 0 has type VARIANT, expected FLOAT32")
+    for runtime in ("lce", "native"):  # the factories validate too (LCE crashed here)
+        with pytest.raises(ValidationError, match=f"node {conv.index} \\(CONV_2D\\)"):
+            make_interpreter(bad, runtime)
+
+
+def test_builtin_inputs_of_another_type_than_the_output(good, tmp_path):
+    """MUL's float32 per-channel scale reinterpreted as INT32 (same byte size, so the
+    buffer check passes): TFLite's MUL needs both inputs of the output's type."""
+    model = TFLiteModel(good)
+    mul = next(op for op in model.ops if op.name == "MUL" and model.tensors[op.inputs[1]].constant)
+    _rejected(_retyped(good, mul.inputs[1], "INT32"), tmp_path,
+              f"node {mul.index} (MUL): input 1 has type INT32, expected FLOAT32")
+
+
+def test_conv_filter_and_bias_types_follow_the_input_type(good, tmp_path):
+    model = TFLiteModel(good)
+    conv = model.ops[_first(model, "CONV_2D")]
+    # an int32 bias belongs to int8/uint8 convolutions
+    _rejected(_retyped(good, conv.inputs[2], "INT32"), tmp_path,
+              f"node {conv.index} (CONV_2D): input 2 (bias) has type INT32, expected FLOAT32 "
+              "for FLOAT32 input")
+
+
+def test_bconv_post_activation_inputs_are_float(good, tmp_path):
+    model = TFLiteModel(good)
+    op = model.ops[_first(model, "LceBconv2d")]
+    _rejected(_retyped(good, op.inputs[2], "INT32"), tmp_path,
+              f"node {op.index} (LceBconv2d): input 2 has type INT32, expected FLOAT32")
+
+
+def test_int8_tensors_need_quantization_parameters(good, tmp_path):
+    """An LceBconv2d output retyped INT8 has no scale: LCE would requantize with it."""
+    model = TFLiteModel(good)
+    op = model.ops[_first(model, "LceBconv2d")]
+    out = op.outputs[0]
+    _rejected(_retyped(good, out, "INT8"), tmp_path, f"node {op.index} (LceBconv2d): INT8 tensor "
+              f"{out} needs positive finite quantization scales, has []")
+
+
+def _with_metadata(data, edit):
+    """``data`` with its deploy metadata (a dict) changed by ``edit``."""
+    model = TFLiteModel(data)
+    metadata = model.json_metadata(METADATA_NAME)
+    edit(metadata)
+    model.set_metadata(METADATA_NAME, json.dumps(metadata).encode("utf-8"))
+    return model.to_bytes()
+
+
+def test_metadata_layer_records_lacking_a_key(good, tmp_path):
+    """A bit flip in a key of the stored layer list made ``inspect`` raise KeyError:
+    the report reads every key of every layer record."""
+    def flip(metadata):
+        layer = metadata["layers"][5]
+        layer["float_twin_mac3"] = layer.pop("float_twin_macs")
+    bad = _with_metadata(good, flip)
+    _rejected(bad, tmp_path, "metadata xnor_keras.layers[5] lacks 'float_twin_macs'")
+    path = tmp_path / "bad.tflite"
+    with pytest.raises(DeployError, match=r"layers\[5\] lacks"):
+        inspect_file(path)
+    with pytest.raises(DeployError, match=r"layers\[5\] lacks"):  # even if not validated
+        inspect_model(TFLiteModel(bad), path)
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda m: m.pop("keras_config"), "metadata xnor_keras lacks 'keras_config'"),
+    (lambda m: m["labels"].__setitem__(2, 7), "xnor_keras.labels[2] must be a string. "
+                                              "Received: 7"),
+    (lambda m: m["preprocessing"].__setitem__("input_shape", "28x28"),
+     "xnor_keras.preprocessing.input_shape must be a list. Received: '28x28'"),
+    (lambda m: m["layers"][0].__setitem__("float_twin_params", None),
+     "xnor_keras.layers[0].float_twin_params must be an integer. Received: None"),
+    (lambda m: m.__setitem__("preprocessing", None), None),  # no preprocessing: valid
+])
+def test_metadata_schema(good, tmp_path, edit, needle):
+    bad = _with_metadata(good, edit)
+    if needle is None:
+        assert problems(TFLiteModel(bad)) == []
+    else:
+        _rejected(bad, tmp_path, needle)
+
+
+def test_runtime_errors_are_one_line_deploy_errors(good, tmp_path):
+    """A file every check passes but a kernel refuses at allocation: RESHAPE's constant
+    target shape [-1, 1152] edited to [-1, 1153] (3·3·128 = 1152 values are not rows of
+    1153), a ValueError/RuntimeError inside the interpreter."""
+    model = TFLiteModel(good)
+    reshape = next(op for op in model.ops if op.name == "RESHAPE"
+                   and model.tensor_data(op.inputs[1]).tolist() == [-1, 1152])
+
+    def edit(model_t, parsed):
+        buffer = model_t.buffers[parsed.tensors[reshape.inputs[1]].buffer]
+        buffer.data = np.frombuffer(np.array([-1, 1153], np.int32).tobytes(), np.uint8)
+    bad = _edit(good, edit)
+    assert problems(TFLiteModel(bad)) == []
+    messages = {}
+    for runtime in ("lce", "native"):
+        with pytest.raises(DeployError) as error:
+            make_interpreter(bad, runtime).run(np.zeros((1, 28, 28, 1), np.float32))
+        messages[runtime] = str(error.value)
+        assert "\n" not in messages[runtime], messages
+    # LCE's exception names no node: it comes from TFLite's error reporter (stderr)
+    assert messages["lce"].startswith(f"the lce runtime rejected the model at node "
+                                      f"{reshape.index} (RESHAPE): reshape.cc:"), messages
+    assert "(1152 != 0)" in messages["lce"], messages  # 1152 values into 0 rows of 1153
+    # the native runtime's XNNPACK delegate reports its own (delegate) node
+    assert re.search(r"native runtime cannot load this model: .*Node number \d+ ",
+                     messages["native"]), messages
+
+
+def _with_builtin_option(data, name, key, value):
+    """The first ``name`` op with builtin option attribute ``key`` set to ``value``."""
+    def edit(model_t, parsed):
+        setattr(model_t.subgraphs[0].operators[_first(parsed, name)].builtinOptions, key, value)
+    return _edit(data, edit)
+
+
+def test_builtin_window_options_against_shapes(good, tmp_path):
+    """Bit-flipped strides (4097, 2050) crashed LCE's interpreter (SIGABRT, SIGSEGV):
+    with SAME padding a 28-wide input and stride 4097 give 1 column, not 28; VALID 2×2
+    pooling of 14 columns with stride 2050 gives ceil((14 - 1) / 2050) = 1, not 7."""
+    model = TFLiteModel(good)
+    conv, pool = _first(model, "CONV_2D"), _first(model, "MAX_POOL_2D")
+    _rejected(_with_builtin_option(good, "CONV_2D", "strideW", 4097), tmp_path,
+              f"node {conv} (CONV_2D): output shape [1, 28, 28, 32], expected [1, 28, 1, 32]")
+    _rejected(_with_builtin_option(good, "MAX_POOL_2D", "strideW", 2050), tmp_path,
+              f"node {pool} (MAX_POOL_2D): output shape [1, 14, 14, 32], expected "
+              "[1, 14, 1, 32]")
+    _rejected(_with_builtin_option(good, "MAX_POOL_2D", "filterHeight", 0), tmp_path,
+              f"node {pool} (MAX_POOL_2D): option 'filter_height' must be in 1..")
+    _rejected(_with_builtin_option(good, "CONV_2D", "padding", 7), tmp_path,
+              f"node {conv} (CONV_2D): option 'padding' must be one of SAME, VALID, got 7")
+
+
+def test_builtin_channels_rows_and_axes(good, tmp_path):
+    """Rewired inputs that crashed LCE (SIGFPE, a zero-size output): a 1-channel 3×3
+    conv fed 64 channels, a 256-deep FULLY_CONNECTED fed a 64-value constant, a MEAN
+    whose axes are another op's int32 filter."""
+    model = TFLiteModel(good)
+    conv = model.ops[_first(model, "CONV_2D") + 6]  # the K conv after the second MEAN
+    assert conv.name == "CONV_2D" and model.tensors[conv.inputs[1]].shape == (1, 3, 3, 1)
+    wide = next(t.index for t in model.tensors if t.shape == (1, 14, 14, 64))
+    fc = model.ops[_first(model, "FULLY_CONNECTED")]
+    small = next(t.index for t in model.tensors if t.constant and t.shape == (64,))
+    mean = model.ops[_first(model, "MEAN")]
+    filt = next(t.index for t in model.tensors if t.dtype == "INT32" and len(t.shape) == 4)
+
+    def rewire(op, slot, tensor):
+        def edit(model_t, parsed):
+            model_t.subgraphs[0].operators[op.index].inputs[slot] = tensor
+        return _edit(good, edit)
+    _rejected(rewire(conv, 0, wide), tmp_path,
+              f"node {conv.index} (CONV_2D): filter [1, 3, 3, 1] does not fit 64 input channels")
+    _rejected(rewire(fc, 0, small), tmp_path, f"node {fc.index} (FULLY_CONNECTED): input [64] "
+              "is not whole rows of the filter [10, 256]")
+    _rejected(rewire(mean, 1, filt), tmp_path,
+              f"node {mean.index} (MEAN): reduction axes", "are not axes of the input")
