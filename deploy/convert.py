@@ -34,6 +34,7 @@ from deploy.artifacts import METADATA_NAME
 from deploy.errors import DeployError, first_line
 from deploy.keras_model import load_keras_model
 from deploy.tflite_model import TFLiteModel
+from deploy.validation import METADATA_FORMAT
 
 __all__ = [
     "TARGETS",
@@ -46,7 +47,6 @@ __all__ = [
 
 # User-facing target → LCE converter target.
 TARGETS = {"arm64": "arm", "x86_64": "arm", "xcore": "xcore"}
-METADATA_FORMAT = "xnor_keras.deploy/1"
 
 
 @dataclasses.dataclass
