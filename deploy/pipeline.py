@@ -127,7 +127,7 @@ def format_report(report, base):
         ("test top-1, .tflite (LCE)", f"{100 * report['tflite_test_top1']:.2f}%"),
         ("verify (layer-wise)", report["verify"]["verdict"]),
         ("Keras vs .tflite", f"top-1 agreement {100 * report['verify']['top1_agreement']:.1f}% "
-                             f"on {report['verify']['n']} images, max |Δlogit| "
+                             f"on {report['verify']['n']} images, max \\|Δlogit\\| "
                              f"{report['verify']['max_abs_diff']:.2g} (range "
                              f"{report['verify']['logit_range']:.3g})"),
         ("binary layers in binary ops", f"{report['binary_layers'] - report['binary_layers_in_float']}"

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNTIMES = ("lce", "tflite", "native")
+RUNTIMES = ("lce", "tflite", "native", "java")  # java: the Android demo's interpreter (JVM)
+BENCH_RUNTIMES = ("lce", "tflite", "native")  # bench times the runtimes deploy.runtime has
 N_FILES = int(os.environ.get("XNOR_FUZZ_FILES", 2000))  # a smaller corpus for a quick look
 HEAVY_SAMPLE = 1  # files passing validation that bench/verify run on, per worker
 TIMEOUT = 120  # seconds for one file through every verb and runtime
@@ -127,8 +128,9 @@ def _worker(keras_path, npy_path):
         results, problems = {}, []
         steps = [("inspect", lambda: inspect_file(path).format())]
         for runtime in RUNTIMES:
-            steps.append((f"predict/{runtime}", lambda r=runtime: predict_files(
-                path, [npy_path], top=1, runtime=r)))
+            steps.append((f"predict/{runtime}", (lambda: _java_predict(path, npy_path))
+                          if runtime == "java" else lambda r=runtime: predict_files(
+                              path, [npy_path], top=1, runtime=r)))
         passed = "ran" in _run_steps(steps[:1], results, problems, protocol, DeployError)
         steps = steps[1:]
         heavy = not passed or heavy_left > 0
@@ -137,13 +139,24 @@ def _worker(keras_path, npy_path):
             for runtime in RUNTIMES:
                 steps.append((f"verify/{runtime}", lambda r=runtime: verify_files(
                     keras_path, path, n=1, runtime=r, with_noise_floor=False)))
-                steps.append((f"bench/{runtime}", lambda r=runtime: bench_file(
-                    path, runs=1, warmup=0, runtime=r, model_path=keras_path, int8=False,
-                    progress=False)))
+                if runtime in BENCH_RUNTIMES:
+                    steps.append((f"bench/{runtime}", lambda r=runtime: bench_file(
+                        path, runs=1, warmup=0, runtime=r, model_path=keras_path, int8=False,
+                        progress=False)))
         _run_steps(steps, results, problems, protocol, DeployError)
         protocol.write(json.dumps({"path": path, "results": results, "problems": problems})
                        + "\n")
         protocol.flush()
+
+
+def _java_predict(path, npy_path):
+    """The file on the Java interpreter (one long-lived JVM per worker), after the same
+    validation every runtime's loader does."""
+    from deploy.artifacts import load_tflite
+    from deploy.certify.executor import SegmentExecutor
+
+    _, flatbuffer = load_tflite(path)
+    SegmentExecutor(flatbuffer, "java")([np.load(npy_path)[None].astype(np.float32)])
 
 
 def _run_steps(steps, results, problems, protocol, error_type):
@@ -178,6 +191,9 @@ def summary(counts, n_files, seconds, n_failures) -> str:
         cells = []
         for runtime in RUNTIMES:
             c = counts.get(verb if verb == "inspect" else f"{verb}/{runtime}", {})
+            if verb == "bench" and runtime not in BENCH_RUNTIMES:
+                cells.append("n/a")
+                continue
             cells.append(f"{c.get('ran', 0)} ran / {c.get('rejected', 0)} rejected")
             if verb == "inspect":
                 cells = [cells[0]] + [""] * (len(RUNTIMES) - 1)
