@@ -26,8 +26,8 @@ from benchmarks.bench_kernels import LAYERS  # noqa: E402
 
 NATIVE = ROOT / "native"
 SOURCES = [NATIVE / "bench" / "roofline.cc",
-           *(NATIVE / n for n in ("kernels.cc", "isa_portable.cc", "isa_avx2.cc", "isa_avx512.cc",
-                                  "isa_neon.cc"))]
+           *(NATIVE / n for n in ("kernels.cc", "bconv_plan.cc", "isa_portable.cc", "isa_avx2.cc",
+                                  "isa_avx512.cc", "isa_neon.cc"))]
 FLAGS = ["-std=c++17", "-O3", "-mavx2", "-mpopcnt", "-ffp-contract=off", "-pthread"]
 
 

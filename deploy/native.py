@@ -62,8 +62,8 @@ __all__ = [
 
 NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
 ISAS = ("auto", "portable", "avx2", "avx512", "neon")
-LIBRARY_SOURCES = ("kernels.cc", "isa_portable.cc", "isa_avx2.cc", "isa_avx512.cc", "isa_neon.cc",
-                   "delegate.cc")
+LIBRARY_SOURCES = ("kernels.cc", "bconv_plan.cc", "isa_portable.cc", "isa_avx2.cc",
+                   "isa_avx512.cc", "isa_neon.cc", "delegate.cc")
 # No -march: only the functions in isa_avx2.cc are compiled for AVX2 (target attributes),
 # so one library runs everywhere. No FMA contraction: results match LCE bit for bit.
 CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-ffp-contract=off", "-fvisibility=hidden",

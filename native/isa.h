@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bconv.h"
 #include "kernels.h"
 
 namespace xk {
@@ -64,8 +65,8 @@ struct IsaOps {
   void (*pack_panel)(const uint32_t* const* rows, int k32, int k64, uint64_t* out);
   // Runs one task of a binary convolution: the output pixels of im2col block `block` for
   // the 16-channel panels [panel_begin, panel_end) (see BConvTaskTyped).
-  void (*bconv_task)(const BConvPlan& plan, const int32_t* input, void* output, int64_t block,
-                     int panel_begin, int panel_end);
+  void (*bconv_task)(const BConvView& plan, const BConvScratch& scratch, const int32_t* input,
+                     void* output, int64_t block, int panel_begin, int panel_end);
   void (*quantize_float)(const float* in, int64_t rows, int cols, int32_t* out);
   void (*quantize_int8)(const int8_t* in, int64_t rows, int cols, int32_t zero_point,
                         int32_t* out);

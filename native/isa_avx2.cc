@@ -88,17 +88,17 @@ XK_TARGET inline void QuantizeInt8Rows(const int8_t* in, int64_t rows, int cols,
 // Shared by both popcount variants (each has its own PanelTarget type); int8 output goes
 // to GenericTransformPanel (kernels_impl.inc).
 template <int kOut, class Target>
-XK_TARGET inline void FastTransformPanel(const BConvPlan& p, const int32_t* acc,
+XK_TARGET inline void FastTransformPanel(const BConvView& p, const int32_t* acc,
                                          const Target& t, void* output) {
   __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
   __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8));
   if (p.int_correction && t.pattern >= 0) {
-    const int32_t* corr = p.int_corrections.data() + t.pattern * p.slots() + t.slot0;
+    const int32_t* corr = p.int_corrections + t.pattern * p.slots() + t.slot0;
     a0 = _mm256_add_epi32(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr)));
     a1 = _mm256_add_epi32(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + 8)));
   }
   if (kOut == static_cast<int>(OutputType::kBitpacked)) {
-    const int32_t* thr = p.thresholds.data() + t.slot0;
+    const int32_t* thr = p.thresholds + t.slot0;
     const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr));
     const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr + 8));
     const uint32_t bits =
@@ -112,14 +112,14 @@ XK_TARGET inline void FastTransformPanel(const BConvPlan& p, const int32_t* acc,
   const __m256i lo = _mm256_set1_epi32(p.clamp_min), hi = _mm256_set1_epi32(p.clamp_max);
   const __m256i x0 = _mm256_max_epi32(_mm256_min_epi32(_mm256_slli_epi32(a0, 1), hi), lo);
   const __m256i x1 = _mm256_max_epi32(_mm256_min_epi32(_mm256_slli_epi32(a1, 1), hi), lo);
-  const float* mul = p.multiplier.data() + t.slot0;
-  const float* bias = p.bias.data() + t.slot0;
+  const float* mul = p.multiplier + t.slot0;
+  const float* bias = p.bias + t.slot0;
   __m256 y0 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x0), _mm256_loadu_ps(mul)),
                             _mm256_loadu_ps(bias));
   __m256 y1 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x1), _mm256_loadu_ps(mul + 8)),
                             _mm256_loadu_ps(bias + 8));
   if (p.float_correction && t.pattern >= 0) {
-    const float* corr = p.float_corrections.data() + t.pattern * p.slots() + t.slot0;
+    const float* corr = p.float_corrections + t.pattern * p.slots() + t.slot0;
     y0 = _mm256_add_ps(y0, _mm256_loadu_ps(corr));
     y1 = _mm256_add_ps(y1, _mm256_loadu_ps(corr + 8));
   }

@@ -112,15 +112,15 @@ XK_TARGET inline void QuantizeInt8Rows(const int8_t* in, int64_t rows, int cols,
 // GenericTransformPanel for float and bitpacked output, the 16 channels of a panel per
 // instruction. Multiply and add stay separate instructions (no FMA), as in LCE.
 template <int kOut, class Target>
-XK_TARGET inline void FastTransformPanel(const BConvPlan& p, const int32_t* acc,
+XK_TARGET inline void FastTransformPanel(const BConvView& p, const int32_t* acc,
                                          const Target& t, void* output) {
   __m512i a = _mm512_loadu_si512(acc);
   if (p.int_correction && t.pattern >= 0) {
     a = _mm512_add_epi32(
-        a, _mm512_loadu_si512(p.int_corrections.data() + t.pattern * p.slots() + t.slot0));
+        a, _mm512_loadu_si512(p.int_corrections + t.pattern * p.slots() + t.slot0));
   }
   if (kOut == static_cast<int>(OutputType::kBitpacked)) {
-    const uint32_t bits = _mm512_cmpgt_epi32_mask(a, _mm512_loadu_si512(p.thresholds.data() + t.slot0));
+    const uint32_t bits = _mm512_cmpgt_epi32_mask(a, _mm512_loadu_si512(p.thresholds + t.slot0));
     internal::OrPanelBits(reinterpret_cast<uint32_t*>(output) + t.pixel * p.out_depth, t.oc0,
                           t.valid, bits);
     return;
@@ -129,11 +129,11 @@ XK_TARGET inline void FastTransformPanel(const BConvPlan& p, const int32_t* acc,
       _mm512_min_epi32(_mm512_slli_epi32(a, 1), _mm512_set1_epi32(p.clamp_max)),
       _mm512_set1_epi32(p.clamp_min));
   __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(x),
-                                         _mm512_loadu_ps(p.multiplier.data() + t.slot0)),
-                           _mm512_loadu_ps(p.bias.data() + t.slot0));
+                                         _mm512_loadu_ps(p.multiplier + t.slot0)),
+                           _mm512_loadu_ps(p.bias + t.slot0));
   if (p.float_correction && t.pattern >= 0) {
     y = _mm512_add_ps(
-        y, _mm512_loadu_ps(p.float_corrections.data() + t.pattern * p.slots() + t.slot0));
+        y, _mm512_loadu_ps(p.float_corrections + t.pattern * p.slots() + t.slot0));
   }
   float* dst = reinterpret_cast<float*>(output) + t.pixel * p.out_depth + t.oc0;
   _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << t.valid) - 1), y);

@@ -18,9 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "bconv.h"
+
 namespace xk {
 
-enum class Isa { kPortable = 0, kAvx2 = 1, kNeon = 2, kAvx512 = 3 };
 constexpr Isa kAllIsas[] = {Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kNeon};
 
 const char* IsaName(Isa isa);
@@ -72,11 +73,6 @@ void DequantizeInt8(const int32_t* in, int64_t rows, int cols, int8_t zero_bit_v
                     int8_t one_bit_value, int8_t* out);
 void DequantizeBool(const int32_t* in, int64_t rows, int cols, bool* out);
 
-// TFLite's SAME / VALID window arithmetic. Returns the output size and the padding before
-// the first element.
-void WindowGeometry(bool same, int in_size, int filter_size, int stride, int dilation,
-                    int* out_size, int* pad_before);
-
 // LceBMaxPool2d on bitpacked NHWC data: max over {-1,+1} is the AND of the sign bits; the
 // window is clipped to the input (padding never wins).
 struct BMaxPoolSpec {
@@ -87,48 +83,9 @@ struct BMaxPoolSpec {
 void BMaxPool(Isa isa, const BMaxPoolSpec& spec, const int32_t* in, int32_t* out,
               int* out_h, int* out_w, ThreadPool* pool);
 
-enum class OutputType { kFloat = 0, kInt8 = 1, kBitpacked = 2 };
-// Fused activation, encoded as in the .tflite schema (ActivationFunctionType).
-enum Activation { kActNone = 0, kActRelu = 1, kActReluN1To1 = 2, kActRelu6 = 3 };
-
-struct BConvSpec {
-  int batch = 1, in_h = 0, in_w = 0, channels_in = 0, groups = 1;
-  int channels_out = 0, filter_h = 0, filter_w = 0;
-  int stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
-  bool padding_same = false;
-  int pad_value = 0;  // SAME padding with 0 (needs a correction) or with +1 (free)
-  int activation = kActNone;
-  OutputType output_type = OutputType::kFloat;
-  float output_scale = 1.0f;  // int8 output only
-  int32_t output_zero_point = 0;
-};
-
-// Everything a binary convolution needs at run time: geometry, the filter repacked for
-// the chosen ISA, the fused output transform and the zero-padding corrections.
-struct BConvPlan {
-  BConvSpec spec;
-  Isa isa = Isa::kPortable;
-  int out_h = 0, out_w = 0, pad_top = 0, pad_left = 0;
-  int in_words = 0;      // words per input pixel
-  int group_words = 0;   // words per input pixel and group (filter's last dim)
-  int oc_per_group = 0;
-  int panels_per_group = 0;  // 16-channel panels
-  int k32 = 0, k64 = 0;      // depth in 32- and 64-bit words
-  int backtransform = 0;     // K = kh * kw * channels_in / groups
-  int out_depth = 0;         // channels_out, or its bitpacked words
-  int block_pixels = 0;      // pixels per im2col block (multiple of the micro-kernel rows)
-  std::vector<uint64_t> packed_filter;
-  // Per padded channel slot (group * panels_per_group * 16 + channel in group):
-  std::vector<float> multiplier, bias;
-  std::vector<int32_t> thresholds;
-  int32_t clamp_min = 0, clamp_max = 0;
-  // SAME zero padding: per output pixel a pattern index (-1 for interior pixels) and per
-  // pattern and slot either an exact accumulator correction or LCE's float correction.
-  bool int_correction = false, float_correction = false;
-  std::vector<int32_t> pixel_pattern;
-  std::vector<int32_t> int_corrections;
-  std::vector<float> float_corrections;
-  int slots() const { return spec.groups * panels_per_group * 16; }
+// A binary convolution's plan (see bconv.h) and the memory it owns.
+struct BConvPlan : BConvLayout {
+  std::vector<uint64_t> arena;
 };
 
 // Validates `spec` and builds a plan. `filter` is [channels_out, kh, kw, group_words]
@@ -138,7 +95,8 @@ std::string PrepareBConv(Isa isa, const BConvSpec& spec, const int32_t* filter,
                          const float* multiplier, const float* bias, const int32_t* thresholds,
                          BConvPlan* plan);
 // Runs the convolution: input [batch, in_h, in_w, in_words] words; output
-// [batch, out_h, out_w, out_depth] of float / int8 / int32 words.
+// [batch, out_h, out_w, out_depth] of float / int8 / int32 words. The tasks of
+// BConvSplitFor(plan, pool threads) run on the pool, each with its thread's scratch.
 void RunBConv(const BConvPlan& plan, const int32_t* input, void* output, ThreadPool* pool);
 
 }  // namespace xk

@@ -3,7 +3,7 @@
 The arm64-v8a library is taken out of the APK that `android_demo/build.sh` builds (the
 shipped bytes are the tested bytes): its ELF facts are checked with readelf, and under
 qemu-aarch64 a glibc harness with a fake JNIEnv (android_demo/jni/harness.c) replays every
-LceQuantize and LceBMaxPool2d of the test models, the zoo (ImageNet architectures at reduced
+LceQuantize, LceBMaxPool2d and LceBconv2d of the test models, the zoo (ImageNet architectures at reduced
 input size) and the bundled model on 1,000 Fashion-MNIST test images, with inputs and
 expected outputs read out of LCE's interpreter (the model's outputs re-pointed at the op's
 tensors): results must be identical. The x86-64 build of the same shim is loaded by the
@@ -38,7 +38,8 @@ LIB = "lib/arm64-v8a/libxnor_kernels.so"
 HOST_LIB = os.path.join(BUILD, "host-lib", "libxnor_kernels.so")
 JDK_INCLUDE = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(
     shutil.which("javac") or "/usr/bin/javac"))), "include")
-QUANTIZE, BMAXPOOL = 1, 2
+QUANTIZE, BMAXPOOL, BCONV = 1, 2, 3
+KINDS = {b"LceQuantize": QUANTIZE, b"LceBMaxPool2d": BMAXPOOL, b"LceBconv2d": BCONV}
 
 
 verify_zoo = load_demo_script("verify_zoo")  # its reduced ImageNet sizes and conversion
@@ -47,10 +48,48 @@ verify_zoo = load_demo_script("verify_zoo")  # its reduced ImageNet sizes and co
 # --------------------------------------------------------------- LCE's op tensors
 
 
+def _constant(model, index, dtype):
+    """The values of constant tensor `index` (None for an absent optional input)."""
+    if index < 0:
+        return None
+    tensor = model.subgraphs[0].tensors[index]
+    data = model.buffers[tensor.buffer].data
+    assert data is not None, f"tensor {index} is not a constant"
+    return np.frombuffer(bytes(bytearray(data)), dtype=dtype).reshape(tensor.shape)
+
+
+def _bconv_header(model, op, options, x, y):
+    """NativeKernels.bconvPlanBytes's 18 spec ints plus the output's byte count, and the
+    constant operands (filter, multiplier, bias, thresholds) as the harness reads them."""
+    filter_ = _constant(model, op.inputs[1], "<i4")
+    cout, fh, fw, group_words = filter_.shape
+    n, h, w, words = x.shape
+    cin = options["channels_in"]
+    groups = 1 if group_words == words else words // group_words
+    tensor = model.subgraphs[0].tensors[op.outputs[0]]
+    output_type = {np.float32: 0, np.int8: 1, np.int32: 2}[y.dtype.type]
+    scale, zero_point = 1.0, 0
+    if output_type == 1:
+        scale = float(tensor.quantization.scale[0])
+        zero_point = int(tensor.quantization.zeroPoint[0])
+    absent = np.zeros(cout)
+    optional = [_constant(model, op.inputs[i], dt) if len(op.inputs) > i else None
+                for i, dt in ((2, "<f4"), (3, "<f4"), (4, "<i4"))]
+    mul, bias, thr = [absent if v is None else v for v in optional]
+    spec = [n, h, w, cin, groups, cout, fh, fw, options["stride_height"],
+            options["stride_width"], options.get("dilation_height_factor", 1),
+            options.get("dilation_width_factor", 1), 1 if options["padding"] == 0 else 0,
+            options.get("pad_values", 0), options.get("fused_activation_function", 0),
+            output_type, struct.unpack("<i", struct.pack("<f", scale))[0], zero_point]
+    operands = [filter_.astype("<i4"), mul.astype("<f4"), bias.astype("<f4"), thr.astype("<i4")]
+    return spec + [y.nbytes], operands
+
+
 def lce_op_tensors(flatbuffer, inputs):
-    """[(kind, header ints, input array, output array)] for every LceQuantize and
-    LceBMaxPool2d of the model, over all `inputs` (stacked along the batch), as LCE's
-    interpreter computes them: the model's outputs are re-pointed at each op's tensors."""
+    """[(kind, header ints, input array, output array, constant operands)] for every
+    LceQuantize, LceBMaxPool2d and LceBconv2d of the model, over all `inputs` (stacked along
+    the batch), as LCE's interpreter computes them: the model's outputs are re-pointed at
+    each op's tensors."""
     from flatbuffers import flexbuffers
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
@@ -58,9 +97,9 @@ def lce_op_tensors(flatbuffer, inputs):
     ops = []
     for op in graph.operators:
         code = model.operatorCodes[op.opcodeIndex].customCode
-        if code in (b"LceQuantize", b"LceBMaxPool2d"):
-            options = flexbuffers.Loads(bytes(op.customOptions)) if code == b"LceBMaxPool2d" else {}
-            ops.append((QUANTIZE if code == b"LceQuantize" else BMAXPOOL, op, options))
+        if code in KINDS:
+            options = flexbuffers.Loads(bytes(op.customOptions)) if code != b"LceQuantize" else {}
+            ops.append((KINDS[code], op, options))
     if not ops:
         return []
     graph.outputs = np.array([t for _, op, _ in ops for t in (op.inputs[0], op.outputs[0])],
@@ -70,12 +109,16 @@ def lce_op_tensors(flatbuffer, inputs):
                                  use_indirect_bgemm=True, use_xnnpack=False)
     runs = [interpreter.predict(x[None]) for x in inputs]
     tensors = []
-    for i, (kind, _, options) in enumerate(ops):
+    for i, (kind, op, options) in enumerate(ops):
         x = np.concatenate([r[2 * i] for r in runs])
         y = np.concatenate([r[2 * i + 1] for r in runs])
+        operands = []
         if kind == QUANTIZE:
             assert x.dtype == np.float32 and y.dtype == np.int32
             header = [x.size // x.shape[-1], x.shape[-1]]
+        elif kind == BCONV:
+            assert x.dtype == np.int32
+            header, operands = _bconv_header(model, op, options, x, y)
         else:
             assert x.dtype == y.dtype == np.int32
             n, h, w, words = x.shape
@@ -86,17 +129,20 @@ def lce_op_tensors(flatbuffer, inputs):
             pad_top = max(0, ((oh - 1) * sh + fh - h) // 2) if same else 0
             pad_left = max(0, ((ow - 1) * sw + fw - w) // 2) if same else 0
             header = [n, h, w, words, fh, fw, sh, sw, oh, ow, pad_top, pad_left]
-        tensors.append((kind, header, x, y))
+        tensors.append((kind, header, x, y, operands))
     return tensors
 
 
 def write_cases(path, tensors):
     """The harness's case file (see android_demo/jni/harness.c)."""
     with open(path, "wb") as f:
-        for kind, header, x, y in tensors:
+        for kind, header, x, y, operands in tensors:
             f.write(struct.pack(f"<{1 + len(header)}i", kind, *header))
+            for a in operands:
+                f.write(np.ascontiguousarray(a).tobytes())
             f.write(np.ascontiguousarray(x).astype("<f4" if kind == QUANTIZE else "<i4").tobytes())
-            f.write(np.ascontiguousarray(y).astype("<i4").tobytes())
+            out = np.ascontiguousarray(y).tobytes()
+            f.write(out + b"\0" * (-len(out) % 4))
 
 
 def run_harness(harness, lib, cases):
@@ -104,8 +150,9 @@ def run_harness(harness, lib, cases):
                              lib, cases], capture_output=True, text=True, timeout=1200)
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
-    counts = re.search(r"quantize cases: (\d+), bmaxpool cases: (\d+), output words compared: "
-                       r"(\d+), failures: 0, bad buffers rejected: 2/2", result.stdout)
+    counts = re.search(r"quantize cases: (\d+), bmaxpool cases: (\d+), bconv cases: (\d+), "
+                       r"output words compared: (\d+), failures: 0, bad buffers rejected: 5/5",
+                       result.stdout)
     assert counts, result.stdout
     assert "isa: neon" in result.stdout
     return [int(c) for c in counts.groups()]
@@ -157,7 +204,11 @@ def test_shipped_library_elf_facts(shipped_lib):
     undefined = [r[7] for r in rows if len(r) >= 8 and r[6] == "UND"]
     assert undefined == [], undefined
     exported = sorted(r[7] for r in rows if len(r) >= 8 and r[6] != "UND")
-    assert exported == ["JNI_OnLoad", "Java_xnor_tflite_NativeKernels_bmaxpool",
+    assert exported == ["JNI_OnLoad", "Java_xnor_tflite_NativeKernels_bconvPlanBytes",
+                        "Java_xnor_tflite_NativeKernels_bconvPrepare",
+                        "Java_xnor_tflite_NativeKernels_bconvQuery",
+                        "Java_xnor_tflite_NativeKernels_bconvRun",
+                        "Java_xnor_tflite_NativeKernels_bmaxpool",
                         "Java_xnor_tflite_NativeKernels_isa",
                         "Java_xnor_tflite_NativeKernels_quantize"]
     segments = readelf("-l", shipped_lib)
@@ -233,9 +284,12 @@ def test_qemu_shipped_library_matches_lce_on_every_zoo_op(shipped_lib, harness, 
         names.append(f"{name}: {len(found)}")
     print("LCE ops per model:", ", ".join(names))
     write_cases(tmp_path / "zoo.bin", tensors)
-    quantize, bmaxpool, words = run_harness(harness, shipped_lib, str(tmp_path / "zoo.bin"))
+    quantize, bmaxpool, bconv, words = run_harness(harness, shipped_lib, str(tmp_path / "zoo.bin"))
     assert quantize == sum(t[0] == QUANTIZE for t in tensors) > 0
     assert bmaxpool == sum(t[0] == BMAXPOOL for t in tensors) > 0
+    assert bconv == sum(t[0] == BCONV for t in tensors) > 0
+    # Every output type the zoo produces: float, and bitpacked (bconv -> BN -> sign).
+    assert {t[1][15] for t in tensors if t[0] == BCONV} >= {0, 2}
     assert words == sum(t[3].size for t in tensors)
 
 
@@ -246,10 +300,11 @@ def test_qemu_shipped_library_on_1000_fashion_mnist_images(shipped_lib, harness,
     spec = (metadata or json.loads((bundled / "model_spec.json").read_text()))["preprocessing"]
     images, _ = fashion_test_images(1000)
     tensors = lce_op_tensors(flatbuffer, preprocess(images, spec))
-    assert tensors, "the bundled model has no LceQuantize or LceBMaxPool2d"
+    assert sum(t[0] == BCONV for t in tensors) > 0, "the bundled model has no LceBconv2d"
     write_cases(tmp_path / "fashion.bin", tensors)
-    quantize, _, words = run_harness(harness, shipped_lib, str(tmp_path / "fashion.bin"))
+    quantize, _, bconv, words = run_harness(harness, shipped_lib, str(tmp_path / "fashion.bin"))
     assert quantize == sum(t[0] == QUANTIZE for t in tensors)
+    assert bconv == sum(t[0] == BCONV for t in tensors)
     assert words == sum(t[3].size for t in tensors)
     assert all(t[2].shape[0] == 1000 for t in tensors)  # every image's tensors
 
@@ -278,7 +333,8 @@ def test_host_jvm_native_kernels_match_lce_and_the_java_kernels(apk, host_classp
                                                                 comparisons, tmp_path):
     stderr, outs = _run_all(host_classpath, comparisons,
                             {"xnor.native.library": HOST_LIB, "xnor.native.threads": 3}, tmp_path)
-    assert "kernels: LceQuantize, LceBMaxPool2d: native (portable, 3 threads)" in stderr, stderr
+    assert ("kernels: LceQuantize, LceBMaxPool2d, LceBconv2d: native (portable, 3 threads)"
+            in stderr), stderr
     for name in MODEL_NAMES:
         case = comparisons[name]
         # Bit for bit what the Java kernels give (independent code for the same ops) ...

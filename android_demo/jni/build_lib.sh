@@ -31,5 +31,5 @@ link=(-fuse-ld=lld -nostdlib -shared -Wl,-soname,libxnor_kernels.so -Wl,--hash-s
       -Wl,--no-undefined -Wl,-z,text -Wl,--gc-sections -Wl,--build-id=sha1)
 mkdir -p "$(dirname "$out")"
 clang++ "${target[@]}" "${flags[@]}" "${link[@]}" -o "$out.tmp" \
-  "$here/xnor_jni.cc" "$native/isa_neon.cc" "$native/isa_portable.cc"
+  "$here/xnor_jni.cc" "$native/bconv_plan.cc" "$native/isa_neon.cc" "$native/isa_portable.cc"
 mv -f "$out.tmp" "$out"

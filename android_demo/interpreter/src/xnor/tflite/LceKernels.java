@@ -9,8 +9,8 @@ import java.nio.ByteBuffer;
  * channel 32·k + i is bit i of word k, bit 1 means −1 and bit 0 means +1, and unused high
  * bits of the last word are 0. The binary convolution here repacks each pixel's words into
  * 64-bit words (two LCE words per long, low word first) and counts disagreements with
- * {@link Long#bitCount} of the XOR. LceQuantize and LceBMaxPool2d run native/'s kernels
- * through {@link NativeKernels} when that library is loaded.
+ * {@link Long#bitCount} of the XOR. LceQuantize, LceBMaxPool2d and LceBconv2d run native/'s
+ * kernels through {@link NativeKernels} when that library is loaded.
  */
 final class LceKernels {
     private LceKernels() {}
@@ -324,12 +324,81 @@ final class LceKernels {
             outside = new boolean[taps];
             input = op.inputs[0];
             output = op.outputs[0];
+            if (NativeKernels.LOADED) {
+                prepareNative(f32, padding, padValue);
+            }
+        }
+
+        // The native plan (filter packed for the library's ISA, output transform) and the
+        // tensors' direct buffers; each thread that runs a task range brings its own scratch.
+        private ByteBuffer plan, nativeIn, nativeOut;
+        private int nativeTasks;
+        private ThreadLocal<ByteBuffer> scratch;
+
+        private void prepareNative(int[] f32, int padding, int padValue) {
+            int[] spec = {g.n, g.h, g.w, cin, groups, cout, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw,
+                padding == 0 ? 1 : 0, padValue, act, bitpackedOutput ? 2 : 0,
+                Float.floatToRawIntBits(1f), 0};
+            ByteBuffer filter = NativeKernels.direct(4L * f32.length);
+            filter.asIntBuffer().put(f32);
+            ByteBuffer m = null, b = null, t = null;
+            if (bitpackedOutput) {
+                t = NativeKernels.direct(4L * cout);
+                t.asIntBuffer().put(thresholds);
+            } else {
+                m = NativeKernels.direct(4L * cout);
+                m.asFloatBuffer().put(mul);
+                b = NativeKernels.direct(4L * cout);
+                b.asFloatBuffer().put(bias);
+            }
+            try {
+                plan = NativeKernels.direct(NativeKernels.bconvPlanBytes(spec));
+                NativeKernels.bconvPrepare(spec, filter, m, b, t, plan);
+            } catch (IllegalArgumentException e) {
+                // Never a silent fallback: a model the Java kernels accept must run natively.
+                throw error("native LceBconv2d rejected it: " + e.getMessage());
+            }
+            int oh = (int) NativeKernels.bconvQuery(plan, 0, 1);
+            int ow = (int) NativeKernels.bconvQuery(plan, 1, 1);
+            if (oh != g.oh || ow != g.ow) {
+                throw error("native output " + oh + "x" + ow + " != " + g.oh + "x" + g.ow);
+            }
+            nativeTasks = (int) NativeKernels.bconvQuery(plan, 4, NativeKernels.THREADS);
+            final long scratchBytes = NativeKernels.bconvQuery(plan, 3, 1);
+            nativeIn = NativeKernels.direct(4L * g.n * g.h * g.w * groups * w32g);
+            nativeOut = NativeKernels.direct(NativeKernels.bconvQuery(plan, 5, 1));
+            scratch = new ThreadLocal<ByteBuffer>() {
+                @Override
+                protected ByteBuffer initialValue() {
+                    return NativeKernels.direct(scratchBytes);
+                }
+            };
+        }
+
+        private void runNative(int[] x, Object y) {
+            nativeIn.asIntBuffer().put(x);
+            NativeKernels.parallel(nativeTasks, new NativeKernels.Rows() {
+                @Override
+                public void run(int begin, int end) {
+                    NativeKernels.bconvRun(plan, nativeIn, nativeOut, scratch.get(),
+                            NativeKernels.THREADS, begin, end);
+                }
+            });
+            if (bitpackedOutput) {
+                nativeOut.asIntBuffer().get((int[]) y);
+            } else {
+                nativeOut.asFloatBuffer().get((float[]) y);
+            }
         }
 
         @Override
         void run(Object[] values) {
             int[] x = (int[]) values[input];
             Object yv = values[output];
+            if (plan != null) {
+                runNative(x, yv);
+                return;
+            }
             float[] yf = bitpackedOutput ? null : (float[]) yv;
             int[] yb = bitpackedOutput ? (int[]) yv : null;
             int wordsIn = groups * w32g;

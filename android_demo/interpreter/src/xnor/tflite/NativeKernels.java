@@ -71,8 +71,8 @@ public final class NativeKernels {
     /** One line for the app's overlay and the command line: which kernels run, and why. */
     public static String describe() {
         return LOADED
-                ? "LceQuantize, LceBMaxPool2d: native (" + ISA + ", " + THREADS
-                        + " threads); LceBconv2d: Java"
+                ? "LceQuantize, LceBMaxPool2d, LceBconv2d: native (" + ISA + ", " + THREADS
+                        + " threads)"
                 : "Java kernels (native not loaded: " + REASON + ")";
     }
 
@@ -135,7 +135,38 @@ public final class NativeKernels {
         }
     }
 
+    /** A direct buffer of {@code bytes} bytes in native byte order. */
+    static ByteBuffer direct(long bytes) {
+        if (bytes < 0 || bytes > Integer.MAX_VALUE) {
+            throw new ModelException("native buffer of " + bytes + " bytes");
+        }
+        return ByteBuffer.allocateDirect((int) Math.max(bytes, 8)).order(ByteOrder.nativeOrder());
+    }
+
     static native String isa();
+
+    /**
+     * Bytes of a binary convolution's plan buffer; spec = {batch, inH, inW, channelsIn, groups,
+     * channelsOut, filterH, filterW, strideH, strideW, dilationH, dilationW, paddingSame,
+     * padValue, activation, outputType (0 float, 1 int8, 2 bitpacked),
+     * floatToRawIntBits(outputScale), outputZeroPoint}. Throws IllegalArgumentException
+     * with the reason for a spec the kernels cannot run.
+     */
+    static native long bconvPlanBytes(int[] spec);
+
+    /** Packs the filter and output transform into {@code plan} (null: unused tensors). */
+    static native void bconvPrepare(int[] spec, ByteBuffer filter, ByteBuffer multiplier,
+            ByteBuffer bias, ByteBuffer thresholds, ByteBuffer plan);
+
+    /**
+     * Of a prepared plan: 0 output height, 1 width, 2 depth, 3 scratch bytes per running
+     * task range, 4 tasks when split for {@code threads}, 5 output bytes.
+     */
+    static native long bconvQuery(ByteBuffer plan, int what, int threads);
+
+    /** Tasks [taskBegin, taskEnd) of the split for {@code threads}, with this caller's scratch. */
+    static native void bconvRun(ByteBuffer plan, ByteBuffer in, ByteBuffer out,
+            ByteBuffer scratch, int threads, int taskBegin, int taskEnd);
 
     /** LceQuantize of float rows [rowBegin, rowEnd) of {@code in} (rows x cols) into {@code out}. */
     static native void quantize(ByteBuffer in, ByteBuffer out, int rows, int cols, int rowBegin,
