@@ -290,3 +290,15 @@ def test_sign_of_an_uncertain_value_may_flip():
                                       np.array([2e-9, 0.0, 1e-9, 1e-9])))
     assert signs.tolist() == [-1.0, 1.0, 1.0, 1.0]
     assert uncertain.tolist() == [True, False, False, False]
+
+
+def test_a_sign_flip_counts_inside_the_band_only_where_the_exact_value_is_within_it():
+    """Keras's signs (+1, +1, -1), the runtime's (-1, -1, -1): the first flip is at a
+    pre-activation within its bound of 0 (rounding), the second far from it (a bug)."""
+    from deploy.certify.check import LayerCheck, _record
+
+    check = LayerCheck(segment="s", layer="l", ops="LceQuantize", sign=True)
+    exact = Estimate(np.array([[1.0, 1.0, -1.0]]), np.array([[2.0, 0.0, 0.0]]))
+    _record(check, np.array([[1e-7, 0.5, -0.5]]), np.array([[-1.0, -1.0, -1.0]]), exact, 0)
+    assert (check.elements, check.disagreements_inside, check.outside) == (3, 1, 1)
+    assert check.offence.position == (1,) and not check.passed
