@@ -3,6 +3,7 @@
     xnor-train --model=fashion_net --precision=xnor --output_dir=runs/xnor
     xnor-train --model=resnet18 --precision=bwn --data_dir=~/tensorflow_datasets
     xnor-train --model=fashion_net --precision=xnor --noinput_scaling --block_order=cbap
+    xnor-train --model=fashion_net --precision=xnor --jit_compile   (XLA; one device on CPU)
 
 Run the same command again after an interruption to resume from the last epoch.
 """
@@ -14,6 +15,7 @@ from absl import app, flags, logging
 
 from xnor_keras import models
 from xnor_keras.options import BinaryOptions
+from xnor_keras.training import TrainConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "fashion_net", list(models.ARCHITECTURES), "Zoo architecture.")
@@ -39,6 +41,7 @@ flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices 
 flags.DEFINE_integer("train_limit", None, "Use only the first N training examples.")
 flags.DEFINE_integer("eval_limit", None, "Use only the first N test examples.")
 BinaryOptions.define_flags(FLAGS)
+TrainConfig.define_flags(FLAGS)  # the fields declared with their help (--jit_compile)
 
 
 def main(argv):
@@ -46,7 +49,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # keep TensorFlow's checkpoint chatter out
     from xnor_keras import data
-    from xnor_keras.training import TrainConfig, train
+    from xnor_keras.training import train
 
     try:
         config = TrainConfig(**{f.name: FLAGS[f.name].value

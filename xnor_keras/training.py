@@ -39,7 +39,8 @@ from xnor_keras.io import atomic_savefig, atomic_write
 from xnor_keras.options import BinaryOptions
 from xnor_keras.validation import positive_int
 
-__all__ = ["TrainConfig", "Recipe", "RECIPES", "recipe_for", "train", "plot_curves"]
+__all__ = ["TrainConfig", "check_jit_compile", "Recipe", "RECIPES", "recipe_for", "train",
+           "plot_curves"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +88,12 @@ SCHEDULES = ("step", "poly", "constant")
 OPTIMIZERS = ("sgd", "adam")
 
 
+def _setting(default, kind, help):
+    """A `TrainConfig` field that is also an ``xnor-train`` flag (`TrainConfig.define_flags`):
+    its default, kind (bool, int, float or str) and help text, declared once here."""
+    return dataclasses.field(default=default, metadata={"kind": kind, "help": help})
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig(BinaryOptions):
     """Everything `train` needs; None fields take the model's recipe or data set defaults.
@@ -116,10 +123,34 @@ class TrainConfig(BinaryOptions):
     train_limit: int | None = None
     eval_limit: int | None = None
     verbose: int | None = None
+    jit_compile: bool = _setting(
+        False, bool, "Compile the training step with XLA (model.compile(jit_compile=True)); "
+        "one device only on CPU. Off by default: slower on the CPUs measured (README).")
 
     def model_options(self):
         """The binary options given (not None), for `xnor_keras.models.build`."""
         return self.given()
+
+    @classmethod
+    def define_flags(cls, flag_values=None):
+        """Defines one absl flag per field declared with ``_setting`` (default: the field's).
+
+        >>> from absl import flags
+        >>> fv = flags.FlagValues()
+        >>> TrainConfig.define_flags(fv)
+        >>> _ = fv(["xnor-train", "--jit_compile"])
+        >>> fv.jit_compile
+        True
+        """
+        from absl import flags
+
+        flag_values = flags.FLAGS if flag_values is None else flag_values
+        define = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer,
+                  float: flags.DEFINE_float, str: flags.DEFINE_string}
+        for f in dataclasses.fields(cls):
+            if "help" in f.metadata and f.name not in BinaryOptions.field_names():
+                define[f.metadata["kind"]](f.name, f.default, f.metadata["help"],
+                                           flag_values=flag_values)
 
 
 def recipe_for(model):
@@ -139,6 +170,9 @@ def _resolve(config):
         value = getattr(config, name)
         if value is not None:  # None: the recipe's default (the flags cannot pass None)
             positive_int(name, value)
+    if not isinstance(config.jit_compile, bool):
+        raise ValueError(f"jit_compile must be True or False. Received: "
+                         f"jit_compile={config.jit_compile!r}")
     optimizer = config.optimizer or ("adam" if config.precision in recipe.adam_for else "sgd")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: optimizer={optimizer!r}")
@@ -287,6 +321,38 @@ def _shard_by_data():
     return options
 
 
+def check_jit_compile(strategy):
+    """Raises ValueError if XLA cannot compile a training step under ``strategy``.
+
+    Every layer and option of this package compiles with XLA on CPU (the quantizers'
+    custom gradients, the paper's weight gradient, the binary gradient's max, K and β:
+    tests/test_training_xla.py). What does not compile on CPU is TensorFlow's
+    multi-replica training step:
+
+    - ``mirrored`` over logical CPU devices: XLA cannot read a replica's variables that
+      live on another logical CPU device ("Trying to access resource ... located in
+      device CPU:1 from device CPU:0");
+    - ``multi_worker`` on CPU: "Collectives are not yet implemented for CPU devices when
+      compiling with XLA" (and the process may then abort in TensorFlow's clean-up).
+
+    Several GPUs, or a TPU (which always compiles with XLA), are not affected.
+    """
+    if strategy.num_replicas_in_sync <= 1:
+        return
+    cpus = [d for d in strategy.extended.worker_devices if "CPU" in d.upper()]
+    if cpus:
+        kind = ("multi_worker" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                else "mirrored")
+        reason = ("XLA has no CPU collectives (the all-reduce of the gradients)"
+                  if kind == "multi_worker" else
+                  "XLA cannot access variables of a replica on another logical CPU device")
+        raise ValueError(
+            f"jit_compile=True does not work with strategy={kind!r} on CPU devices "
+            f"({strategy.num_replicas_in_sync} replicas on {', '.join(cpus)}): {reason}. "
+            f"Train on one device, or without --jit_compile. Received: jit_compile=True, "
+            f"strategy={kind!r}")
+
+
 def train(config):
     """Trains ``config.model`` and writes the outputs listed in the module docstring.
 
@@ -307,6 +373,8 @@ def train(config):
               f"learning rate {config.learning_rate:g}", flush=True)
     else:
         batch_size = config.batch_size
+    if config.jit_compile:
+        check_jit_compile(strategy)
     chief = _is_chief(strategy)
     if not chief:  # multi-worker: the others write to their own directory (Keras' rule)
         config = dataclasses.replace(
@@ -336,7 +404,11 @@ def train(config):
             optimizer = tf.keras.optimizers.SGD(config.learning_rate, momentum=0.9)
         model.compile(optimizer,
                       tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=_metrics())
+                      metrics=_metrics(), jit_compile=config.jit_compile)
+    if config.jit_compile and not model.jit_compile:
+        # tf.keras turns jit_compile off (with a log warning) where XLA is missing.
+        raise ValueError("jit_compile=True, but XLA is not available on this platform "
+                         "(tf.keras fell back to jit_compile=False). Received: jit_compile=True")
 
     history_path = os.path.join(config.output_dir, "history.csv")
     resume = _Resume(os.path.join(config.output_dir, "checkpoints"), model)
