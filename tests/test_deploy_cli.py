@@ -14,7 +14,7 @@ import tensorflow as tf
 from deploy.runtime import default_runtime
 from xnor_keras import models
 
-from tests.test_deploy_lowering import trained_like
+from tests.conftest import trained_like
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,7 +16,7 @@ from deploy.verify import compare, verify_files
 from xnor_keras import models
 from xnor_keras.layers import XnorConv2D, XnorDense
 
-from tests.test_deploy_lowering import trained_like
+from tests.conftest import trained_like
 
 L = tf.keras.layers
 
