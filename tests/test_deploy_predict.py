@@ -55,6 +55,27 @@ def test_top_k_is_a_prefix_and_format_lists_it(xnor_tflite, fashion_pngs):
     assert lines[1] == f"  1. {full.top[0][0]}  {full.top[0][1]:.4f}"
 
 
+def test_a_colour_photo_of_another_size(xnor_tflite, tmp_path):
+    # Converted to grey, resized and cropped to 28×28 by the stored spec: the scores are
+    # the softmax of the runner's logits on that input, best first, labels from metadata.
+    from PIL import Image
+
+    from deploy.inputs import load_inputs
+
+    tflite_path, _ = xnor_tflite
+    image = (np.arange(40 * 30 * 3) % 251).astype(np.uint8).reshape(40, 30, 3)
+    Image.fromarray(image).save(tmp_path / "shirt.png")
+    (prediction,) = predict_files(tflite_path, [tmp_path / "shirt.png"], top=3, runtime="lce")
+    spec = TFLiteModel.load(tflite_path).json_metadata("xnor_keras")["preprocessing"]
+    x = load_inputs([tmp_path / "shirt.png"], spec, (28, 28, 1))
+    assert x.shape == (1, 28, 28, 1)
+    logits = make_interpreter(tflite_path.read_bytes(), "lce").run(x).reshape(-1)
+    order = np.argsort(-logits)[:3]
+    assert [label for label, _ in prediction.top] == [FASHION_LABELS[i] for i in order]
+    e = np.exp(logits - logits.max())
+    np.testing.assert_allclose([s for _, s in prediction.top], (e / e.sum())[order], rtol=1e-6)
+
+
 def test_labels_come_from_the_metadata(xnor_tflite):
     assert TFLiteModel.load(xnor_tflite[0]).json_metadata("xnor_keras")["labels"] == \
         list(FASHION_LABELS)
