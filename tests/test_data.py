@@ -8,11 +8,9 @@ of xnor_keras.data. The IDX reader and the IDX-files source are tested in
 tests/test_data_idx.py.
 """
 
-import gzip
 import io
 import json
 import os
-import struct
 import tarfile
 import time
 
@@ -26,7 +24,7 @@ import tensorflow as tf
 
 from xnor_keras import data
 
-from tests.conftest import FASHION, needs_fashion
+from tests.conftest import FASHION, needs_fashion, read_gz_idx as _read_gz_idx
 from tests.data_helpers import batches, denormalize, noise
 
 # Published per-channel statistics (torchvision / fb.resnet.torch for ImageNet; the
@@ -72,13 +70,6 @@ def save(array, path, **options):
 
 
 # ------------------------------------------------------------------------ Fashion-MNIST
-
-
-def _read_gz_idx(path):
-    raw = gzip.open(path).read()
-    ndim = raw[3]
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import tensorflow as tf
 from deploy.runtime import default_runtime
 from xnor_keras import models
 
-from tests.test_deploy_lowering import trained_like
+from tests.conftest import FASHION_LABELS, trained_like
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,9 +78,16 @@ def test_verify_inspect_predict_bench(files):
     kernels, *lines = result.stdout.splitlines()
     assert kernels.startswith(f"runtime {default_runtime()}: ")
     assert lines[0] == f"{d / 'photo.jpg'}:" and len(lines) == 6
-    labels = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-              "Bag", "Ankle boot")
-    assert lines[1].split()[0] == "1." and any(label in lines[1] for label in labels)
+    assert re.fullmatch(r"  1\. (.+)  0\.\d{4}", lines[1])[1] in FASHION_LABELS
+    # right.npy (all zeros, taken as preprocessed): the printed classes and scores are
+    # Keras's argmax and softmax (binary kernels round differently: scores within 1e-3).
+    logits = tf.keras.models.load_model(d / "model.keras")(np.zeros((1, 28, 28, 1))).numpy()[0]
+    scores = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert lines[3] == f"{d / 'right.npy'}:"
+    for rank, line in zip((1, 2), lines[4:6]):
+        label, score = re.fullmatch(rf"  {rank}\. (.+)  (0\.\d{{4}})", line).groups()
+        i = int(np.argsort(-scores)[rank - 1])
+        assert label == FASHION_LABELS[i] and abs(float(score) - scores[i]) < 1e-3, line
     result = cli("bench", d / "model.tflite", "--runs", "5", "--warmup", "1")
     assert result.returncode == 0, result.stderr
     assert "float32 twin (TFLite+XNNPACK)" in result.stdout and "int8 twin" in result.stdout

@@ -1,4 +1,5 @@
-"""deploy.convert / verify / inspection / predict / bench: op census, no silent float, metadata."""
+"""deploy.convert: op census, no silent float, metadata. (verify, inspection, predict, bench,
+inputs and report have their own test files.)"""
 
 import os
 
@@ -8,15 +9,13 @@ import tensorflow as tf
 
 from deploy.convert import convert_file, convert_model
 from deploy.errors import DeployError
-from deploy.inspection import inspect_file
-from deploy.predict import predict_files
 from deploy.runtime import make_interpreter
 from deploy.tflite_model import TFLiteModel
-from deploy.verify import compare, verify_files
+from deploy.verify import compare
 from xnor_keras import models
 from xnor_keras.layers import XnorConv2D, XnorDense
 
-from tests.test_deploy_lowering import trained_like
+from tests.conftest import trained_like
 
 L = tf.keras.layers
 
@@ -137,7 +136,7 @@ def test_xcore_float_fallback_is_caught_and_named(tmp_path):
 
 
 def test_bad_inputs_raise_deploy_errors(tmp_path, xnor_files):
-    model_path, out, _, _ = xnor_files
+    model_path, _, _, _ = xnor_files
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "fake.keras").write_text("not a zip")
     cases = [
@@ -146,47 +145,8 @@ def test_bad_inputs_raise_deploy_errors(tmp_path, xnor_files):
         (lambda: convert_file(tmp_path / "fake.keras", tmp_path / "a.tflite"), "cannot load"),
         (lambda: convert_file(model_path, tmp_path / "a.tflite", target="riscv"), "unknown target"),
         (lambda: convert_file(model_path, tmp_path / "nodir" / "a.tflite"), "does not exist"),
-        (lambda: verify_files(model_path, tmp_path / "notes.txt"), "TFL3"),
-        (lambda: inspect_file(tmp_path / "missing.tflite"), "no such file"),
-        (lambda: predict_files(out, [tmp_path / "notes.txt"]), "not a readable image"),
     ]
     for call, message in cases:
         with pytest.raises(DeployError, match=message):
             call()
     assert not (tmp_path / "a.tflite").exists()
-
-
-def test_verify_inspect_predict(xnor_files, tmp_path):
-    from PIL import Image
-
-    model_path, out, _, _ = xnor_files
-    result = verify_files(model_path, out, n=30)
-    assert result.passed and result.top1_agreement == 1.0 and result.n == 30
-    assert result.within_tolerance == 1.0 and result.noise_floor.n == 30
-    assert "noise floor" in result.format()
-    result = verify_files(model_path, out, data="fashion_mnist", n=40)
-    assert result.passed and "fashion_mnist" in result.source
-    info = inspect_file(out)
-    assert info.census["LceBconv2d"] == 4 and info.binary_macs > 10 * info.float_macs
-    assert "LceBconv2d" in info.format() and info.report is not None
-    image = (np.arange(40 * 30 * 3) % 251).astype(np.uint8).reshape(40, 30, 3)
-    Image.fromarray(image).save(tmp_path / "shirt.png")
-    (prediction,) = predict_files(out, [tmp_path / "shirt.png"], top=3)
-    assert len(prediction.top) == 3
-    assert abs(sum(s for _, s in prediction.top) - 1.0) < 1.0 and prediction.top[0][1] >= \
-        prediction.top[1][1]
-    assert prediction.top[0][0] in TFLiteModel.load(out).json_metadata("xnor_keras")["labels"]
-    other = tmp_path / "other.keras"
-    x = tf.keras.Input((32, 32, 3))
-    tf.keras.Model(x, L.Dense(10)(L.Flatten()(x))).save(other)
-    with pytest.raises(DeployError, match="input size mismatch"):
-        verify_files(other, out, n=2)
-
-
-def test_compare_counts_inputs_within_tolerance():
-    reference = np.array([[0.0, 10.0], [5.0, 1.0], [2.0, 3.0]])
-    outputs = reference + np.array([[0.0, 0.001], [0.5, 0.0], [0.0, 0.0]])
-    result = compare(reference, outputs, tolerance=1e-3)  # range 10: allowed |Δ| 0.01
-    assert result.max_abs_diff == pytest.approx(0.5)
-    assert result.within_tolerance == pytest.approx(2 / 3)
-    assert result.top1_agreement == 1.0 and not result.close_end_to_end

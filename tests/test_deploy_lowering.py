@@ -14,19 +14,9 @@ from deploy.lowering import LoweringError, Outcome, Role, lower
 from deploy.lowering.graph import BinarySpec, Unlowerable, binary_spec
 from xnor_keras.layers import BinaryWeightConv2D, BinaryWeightDense, XnorConv2D, XnorDense
 
+from tests.conftest import trained_like  # noqa: F401  (re-exported: older imports use this path)
+
 L = tf.keras.layers
-
-
-def trained_like(model, rng, *, negative_gamma=0.0):
-    """Random BatchNorm statistics and parameters, as after training (γ < 0 in a
-    fraction ``negative_gamma`` of the channels)."""
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization):
-            c = layer.gamma.shape[0]
-            gamma = rng.uniform(0.5, 1.5, c) * np.where(rng.random(c) < negative_gamma, -1, 1)
-            layer.set_weights([gamma, rng.normal(0, 0.3, c), rng.normal(0, 0.5, c),
-                               rng.uniform(0.5, 2.0, c)])
-    return model
 
 
 def _check(model, rng, n=4, atol=2e-5):

@@ -1,0 +1,89 @@
+"""deploy.bench: the float twins, one-op models, interleaved timing, bench_file."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deploy.bench import bench_file, float_twin, one_op_model, op_class, twin_flatbuffers
+from deploy.errors import DeployError
+from deploy.tflite_model import TFLiteModel
+from xnor_keras.layers import XnorConv2D, XnorDense
+
+from tests.test_deploy_inspection import keras_macs
+
+
+@pytest.fixture(scope="module")
+def model(xnor_tflite):
+    return tf.keras.models.load_model(xnor_tflite[1])
+
+
+def test_float_twin_has_the_same_shapes_and_no_binary_layer(model):
+    twin = float_twin(model)
+    assert not any(isinstance(layer, (XnorConv2D, XnorDense)) for layer in twin.layers)
+    assert [layer.name for layer in twin.layers] == [layer.name for layer in model.layers]
+    for ours, theirs in zip(model.layers, twin.layers):
+        assert ours.output_shape == theirs.output_shape
+        if hasattr(ours, "kernel"):
+            assert ours.kernel.shape == theirs.kernel.shape
+            assert type(theirs) in (tf.keras.layers.Conv2D, tf.keras.layers.Dense)
+    assert keras_macs(twin) == keras_macs(model)
+
+
+def test_twin_flatbuffers_are_stock_tflite(model):
+    twins = twin_flatbuffers(model)
+    float32, int8 = TFLiteModel(twins["float32"]), TFLiteModel(twins["int8"])
+    assert not any(name.startswith("Lce") for name in float32.op_census())
+    assert float32.op_census()["CONV_2D"] == 4 and float32.op_census()["FULLY_CONNECTED"] == 2
+    assert int8.op_census()["CONV_2D"] == 4
+    assert "INT8" in {t.dtype for t in int8.tensors} and "INT8" not in \
+        {t.dtype for t in float32.tensors}
+
+
+def test_one_op_model_computes_the_op_as_in_the_whole_model(model):
+    # Reference: the whole float twin on stock TFLite, every intermediate tensor kept.
+    flatbuffer = twin_flatbuffers(model, int8=False)["float32"]
+    whole = tf.lite.Interpreter(
+        model_content=flatbuffer, experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.
+        BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    whole.allocate_tensors()
+    x = np.random.default_rng(0).standard_normal((1, 28, 28, 1)).astype(np.float32)
+    whole.set_tensor(whole.get_input_details()[0]["index"], x)
+    whole.invoke()
+    tflite = TFLiteModel(flatbuffer)
+    for op in tflite.ops:
+        one = tf.lite.Interpreter(model_content=one_op_model(flatbuffer, op.index))
+        one.allocate_tensors()
+        inputs = [i for i in op.inputs if i >= 0 and not tflite.tensors[i].constant]
+        assert len(one.get_input_details()) == len(inputs), op.name
+        for detail, index in zip(one.get_input_details(), inputs):
+            one.set_tensor(detail["index"], whole.get_tensor(index))
+        one.invoke()
+        np.testing.assert_allclose(one.get_tensor(one.get_output_details()[0]["index"]),
+                                   whole.get_tensor(op.outputs[0]), rtol=1e-5, atol=1e-5,
+                                   err_msg=op.name)
+
+
+def test_op_class():
+    assert op_class("LceBconv2d") == op_class("LceQuantize") == "binary"
+    assert op_class("CONV_2D") == op_class("FULLY_CONNECTED") == "float conv/FC"
+    assert op_class("ADD") == op_class("MAX_POOL_2D") == "glue"
+
+
+def test_bench_file_times_every_runner_every_run(xnor_tflite):
+    result = bench_file(xnor_tflite[0], runs=4, warmup=1, runtime="lce", int8=False,
+                        progress=False)
+    assert result.labels == ["binary (lce)", "float32 twin (TFLite+XNNPACK)"]
+    assert all(len(result.times[label]) == 4 and min(result.times[label]) > 0
+               for label in result.labels)
+    base, twin = (1e3 * np.median(result.times[label]) for label in result.labels)
+    assert result.median_ms(result.labels[1]) == pytest.approx(twin)
+    lines = result.format().splitlines()
+    assert lines[2].endswith(" 1.00x")
+    speedup = twin / base
+    assert lines[-1] == (f"binary (lce) is {speedup:.2f}x faster than float32 twin "
+                         f"(TFLite+XNNPACK)" if speedup >= 1 else
+                         f"binary (lce) is {1 / speedup:.2f}x slower than float32 twin "
+                         f"(TFLite+XNNPACK)")
+    with pytest.raises(DeployError, match="--runs must be a positive integer"):
+        bench_file(xnor_tflite[0], runs=0)
