@@ -42,6 +42,7 @@ import tempfile
 from concurrent import futures
 from pathlib import Path
 
+from deploy.cache import cache_dir
 from deploy.errors import DeployError
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
 from deploy.tflite_runner import TFLiteRunner, load_interpreter
@@ -79,11 +80,7 @@ def _compiler() -> str:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("XNOR_KERAS_NATIVE_CACHE")
-    if root:
-        return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "xnor_keras" / "native"
+    return cache_dir("native", "XNOR_KERAS_NATIVE_CACHE")
 
 
 def _source_files() -> list[Path]:

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.cache import cache_dir
 from deploy.errors import DeployError
 
 __all__ = ["INTERPRETER_SOURCES", "REQUEST_TIMEOUT", "build_classes", "JavaServer",
@@ -62,11 +63,7 @@ def _tool(name: str) -> str:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("XNOR_KERAS_JAVA_CACHE")
-    if root:
-        return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "xnor_keras" / "java"
+    return cache_dir("java", "XNOR_KERAS_JAVA_CACHE")
 
 
 def _sources() -> list[Path]:
