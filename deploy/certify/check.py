@@ -140,11 +140,17 @@ class Certificate:
 
 
 # ---------------------------------------------------------------------- Keras side
-def _keras_tensor(model, cut):
-    if cut.position < 0:
+def _keras_tensor(model, layer_name, *, binarized_input):
+    """The Keras tensor a cut stands for (``layer_name`` None: the model's input)."""
+    if layer_name is None:
         return model.inputs[0]
-    layer = model.get_layer(cut.layer)
-    return layer.input if cut.binarized_input else layer.output
+    layer = model.get_layer(layer_name)
+    return layer.input if binarized_input else layer.output
+
+
+def _cut_tensor(model, cut):
+    return _keras_tensor(model, None if cut.position < 0 else cut.layer,
+                         binarized_input=cut.binarized_input)
 
 
 def _chain(tensor, known: set) -> list:
@@ -188,17 +194,14 @@ def _describe(segment, nodes) -> str:
 
 def _prepare(model, tflite: TFLiteModel, plans, runtime, num_threads) -> list:
     def keras_size(position, binarized_input):
-        if position < 0:
-            tensor = model.inputs[0]
-        else:
-            layer = model.get_layer(plans[position].name)
-            tensor = layer.input if binarized_input else layer.output
+        tensor = _keras_tensor(model, None if position < 0 else plans[position].name,
+                               binarized_input=binarized_input)
         return int(np.prod(tensor.shape[1:]))
 
     prepared = []
     for segment in find_segments(tflite, plans, keras_size=keras_size):
-        inputs = [_keras_tensor(model, cut) for cut in segment.inputs]
-        output = _keras_tensor(model, segment.output)
+        inputs = [_cut_tensor(model, cut) for cut in segment.inputs]
+        output = _cut_tensor(model, segment.output)
         nodes = [] if any(output is t for t in inputs) else _chain(output,
                                                                    {id(t) for t in inputs})
         part = tflite.submodel(list(segment.ops), [c.tensor for c in segment.inputs],
