@@ -6,7 +6,8 @@ runtime, in rotating order, so machine noise hits all alike), of
 - single 3x3 binary convolutions, SAME padding (pad_values=1), C -> C channels:
   56x56x64, 28x28x128, 14x14x256, 7x7x512;
 - whole models: XNOR ResNet-18 and XNOR AlexNet (224x224x3) and the default
-  Fashion-MNIST network (fashion_net), converted with ``deploy.convert.convert_model``;
+  Fashion-MNIST network (fashion_net), converted with ``deploy.convert.convert_model``,
+  each with and without the input scaling K (eq. 11; ``*_noK``);
 
 on four runtimes:
 
@@ -17,7 +18,11 @@ on four runtimes:
 - ``float32``: the float twin (same architecture in full precision) on stock tf.lite
   with XNNPACK;
 - ``int8``: the float twin after post-training int8 quantization (representative data:
-  standard-normal inputs) on stock tf.lite.
+  standard-normal inputs) on stock tf.lite;
+- ``openvino`` (single layers only, when the optional ``openvino`` package is installed:
+  ``bash scripts/install.sh bench``): OpenVINO's CPU BinaryConvolution, the other x86
+  binary-convolution engine (`openvino_peer`); without it the script says so and leaves
+  the column out.
 
 Weights are random (speed does not depend on their values). Before timing, native and
 LCE outputs are compared on the same input. Prints a Markdown table and writes it with
@@ -47,6 +52,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import openvino_peer  # noqa: E402  (benchmarks/, beside this script)
 from deploy import native  # noqa: E402
 from deploy.validation import validate_bytes  # noqa: E402
 from xnor_keras.io import atomic_write  # noqa: E402
@@ -55,7 +61,8 @@ FLAGS = flags.FLAGS
 LAYERS = {"56x56x64": (56, 64), "28x28x128": (28, 128), "14x14x256": (14, 256),
           "7x7x512": (7, 512)}
 MODELS = {"resnet18": "XNOR ResNet-18 (224)", "alexnet": "XNOR AlexNet (224)",
-          "fashion_net": "fashion_net (28x28)"}
+          "fashion_net": "fashion_net (28x28)", "resnet18_noK": "XNOR ResNet-18 (224), no K",
+          "alexnet_noK": "XNOR AlexNet (224), no K", "fashion_net_noK": "fashion_net, no K"}
 RUNTIMES = ("native", "lce", "float32", "int8")
 flags.DEFINE_list("cases", ["layers", "models"],
                   f"'layers', 'models', or names from: {', '.join([*LAYERS, *MODELS])}.")
@@ -103,22 +110,27 @@ def _convert_float(model, *, int8):
 
 
 def _flatbuffers(case):
-    """{runtime: flatbuffer} for one case (native and lce share the binary one)."""
+    """({runtime: flatbuffer}, binary kernel or None) for one case (native and lce share
+    the binary flatbuffer; the kernel of a single layer is what OpenVINO's model uses)."""
     from deploy.convert import convert_model
     from xnor_keras import models
 
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(0)
+    kernel = None
     if case in LAYERS:
         binary, floating = _layer_models(*LAYERS[case])
         binary_fb = _convert_binary_layer(binary)
+        kernel = binary.layers[-1].kernel.numpy()
     else:
-        binary_fb = convert_model(models.build(case, "xnor")).flatbuffer
-        floating = models.build(case, "fp")
+        network, no_k = case.removesuffix("_noK"), case.endswith("_noK")
+        options = {"input_scaling": False} if no_k else {}
+        binary_fb = convert_model(models.build(network, "xnor", **options)).flatbuffer
+        floating = models.build(network, "fp")
     return {"native": binary_fb, "native_1t": binary_fb, "lce": binary_fb,
             **{f"native_{isa}": binary_fb for isa in FLAGS.native_isas},
             "float32": _convert_float(floating, int8=False),
-            "int8": _convert_float(floating, int8=True)}
+            "int8": _convert_float(floating, int8=True)}, kernel
 
 
 class _Timed:
@@ -194,19 +206,25 @@ def _cases():
 
 def _table(cases, stats, checks, header):
     scaling = "native_1t" in stats[cases[0]]
+    peer = any("openvino" in stats[case] for case in cases)
     lines = [header, "",
              "| case | native ms | LCE ms | float32 ms | int8 ms | × vs float32 | × vs LCE | "
              "× vs int8 | max abs(native − LCE) |" + (" native 1-thread ms | × vs 1 thread |"
-                                                       if scaling else ""),
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if scaling else "")]
+                                                       if scaling else "") +
+             (" OpenVINO ms | × vs OpenVINO |" if peer else ""),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if scaling else "") +
+             ("---:|---:|" if peer else "")]
     for case in cases:
         m = stats[case]
         label = f"{case} 3x3 binary" if case in LAYERS else MODELS[case]
+        openvino = (f" {m['openvino']:.3f} | {m['openvino'] / m['native']:.2f} |"
+                    if "openvino" in m else " – | – |")
         lines.append(
             f"| {label} | {m['native']:.3f} | {m['lce']:.3f} | {m['float32']:.3f} | "
             f"{m['int8']:.3f} | {m['float32'] / m['native']:.2f} | {m['lce'] / m['native']:.2f} | "
             f"{m['int8'] / m['native']:.2f} | {checks[case]:.2g} |" +
-            (f" {m['native_1t']:.3f} | {m['native_1t'] / m['native']:.2f} |" if scaling else ""))
+            (f" {m['native_1t']:.3f} | {m['native_1t'] / m['native']:.2f} |" if scaling else "") +
+            (openvino if peer else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -217,39 +235,57 @@ def main(argv):
     runtimes = RUNTIMES + (("native_1t",) if threads > 1 else ()) + \
         tuple(f"native_{isa}" for isa in FLAGS.native_isas)
     info = native.library_info()
-    timed, checks = {}, {}
+    have_openvino, openvino_info = openvino_peer.available()
+    if not have_openvino:
+        print(f"bench_kernels: no OpenVINO column: {openvino_info}", flush=True)
+    timed, checks, openvino_checks = {}, {}, {}
     rng = np.random.default_rng(1)
     for case in tqdm(cases, desc="convert"):
-        flatbuffers = _flatbuffers(case)
+        flatbuffers, kernel = _flatbuffers(case)
         shape = tf.lite.Interpreter(model_content=flatbuffers["float32"]).get_input_details()[0]
         x = rng.normal(size=shape["shape"]).astype(np.float32)
         timed[case] = {r: _Timed(r, flatbuffers[r], x, threads) for r in runtimes}
         ours, theirs = timed[case]["native"](), timed[case]["lce"]()
         checks[case] = float(np.max(np.abs(ours.astype(np.float64) - theirs)))
+        if have_openvino and kernel is not None:
+            peer = openvino_peer.OpenVinoBinaryConv(kernel, size=x.shape[1], threads=threads)
+            layers = peer.executed_layer_types()
+            if "BinaryConvolution" not in layers:
+                raise RuntimeError(f"{case}: OpenVINO ran {layers}, not its BinaryConvolution")
+            peer.set_input(x)
+            openvino_checks[case] = float(np.max(np.abs(peer().astype(np.float64) - theirs)))
+            if openvino_checks[case] != 0:  # both compute exact ±1 dot products
+                raise RuntimeError(f"{case}: OpenVINO's output differs from LCE's by up to "
+                                   f"{openvino_checks[case]}: the peer model is not the same layer")
+            timed[case]["openvino"] = peer
     counts = {}
     for case in cases:
         for runtime, fn in timed[case].items():
             fn()  # warm up
             one = min(_measure(fn, 3))
             counts[(case, runtime)] = max(1, int(FLAGS.seconds_per_measure / max(one, 1e-6)))
-    samples = {(case, r): [] for case in cases for r in runtimes}
+    samples = {(case, r): [] for case in cases for r in timed[case]}
     load_before = os.getloadavg()[0]
     for round_index in tqdm(range(FLAGS.rounds), desc="rounds"):
         for case in cases:
-            shift = round_index % len(runtimes)
-            order = runtimes[shift:] + runtimes[:shift]
-            for runtime in order:
+            names = list(timed[case])
+            shift = round_index % len(names)
+            for runtime in names[shift:] + names[:shift]:
                 samples[(case, runtime)] += _measure(timed[case][runtime],
                                                      counts[(case, runtime)])
-    medians = {case: {r: 1000 * float(np.median(samples[(case, r)])) for r in runtimes}
+    medians = {case: {r: 1000 * float(np.median(samples[(case, r)])) for r in timed[case]}
                for case in cases}
-    minima = {case: {r: 1000 * float(np.min(samples[(case, r)])) for r in runtimes}
+    minima = {case: {r: 1000 * float(np.min(samples[(case, r)])) for r in timed[case]}
               for case in cases}
     report = timed[cases[0]]["native"].report()
     load = " / ".join(f"{x:.1f}" for x in (load_before, os.getloadavg()[0]))
     setup = (f"{threads} thread(s), {FLAGS.rounds} interleaved rounds; native kernels: "
              f"{report['isa']}; CPU: {_cpu_name()} ({os.cpu_count()} cores, 1-min load "
              f"average before / after: {load}); TensorFlow {tf.__version__}.")
+    if openvino_checks:
+        setup += (f" OpenVINO {openvino_info} (its CPU BinaryConvolution; max |OpenVINO − LCE| "
+                  "on the same input: " + ", ".join(f"{c} {v:.2g}" for c, v in
+                                                    openvino_checks.items()) + ").")
     table = (_table(cases, medians, checks, f"**Median latency**, {setup}") + "\n" +
              _table(cases, minima, checks, "**Best latency** (minimum over all runs; less "
                     "sensitive to other processes on a busy machine)."))
@@ -267,6 +303,8 @@ def main(argv):
         {"threads": threads, "rounds": FLAGS.rounds, "isa": report["isa"],
          "library": info["path"], "cpu": _cpu_name(), "medians_ms": medians,
          "minima_ms": minima, "max_abs_native_minus_lce": checks,
+         "openvino": openvino_info if have_openvino else None,
+         "max_abs_openvino_minus_lce": openvino_checks,
          "native_binary_kernel_share": shares,
          "load_average": [load_before, os.getloadavg()[0]]}, indent=2))
 

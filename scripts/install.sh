@@ -5,6 +5,7 @@
 #
 #   bash scripts/install.sh                        # every scripts/deps.d/*.sh (tests, ARM64, Android)
 #   bash scripts/install.sh fashion_mnist compiler  # only the named ones (the main job's)
+#   bash scripts/install.sh bench                   # an optional one (scripts/optional.d/*.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +14,13 @@ if [ $# -eq 0 ]; then
 else
   deps=()
   for name in "$@"; do
-    [ -e "scripts/deps.d/$name.sh" ] || { echo "install.sh: no scripts/deps.d/$name.sh" >&2; exit 2; }
-    deps+=("scripts/deps.d/$name.sh")
+    if [ -e "scripts/deps.d/$name.sh" ]; then
+      deps+=("scripts/deps.d/$name.sh")
+    elif [ -e "scripts/optional.d/$name.sh" ]; then
+      deps+=("scripts/optional.d/$name.sh")
+    else
+      echo "install.sh: no scripts/deps.d/$name.sh or scripts/optional.d/$name.sh" >&2; exit 2
+    fi
   done
 fi
 
