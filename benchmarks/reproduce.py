@@ -23,16 +23,15 @@ run takes hours on a 2-core CPU.
 """
 
 import dataclasses
-import json
 import os
 import sys
-import time
 
 import numpy as np
 from absl import app, flags
 
+from timed_run import finished, read_run, train_timed
 from xnor_keras.io import atomic_savefig, atomic_write
-from xnor_keras.training import TrainConfig, read_history, train
+from xnor_keras.training import TrainConfig, read_history
 
 FLAGS = flags.FLAGS
 
@@ -113,35 +112,21 @@ def train_seed(name, seed, directory):
     """Trains one seed of a run into ``directory`` (resuming) and records its minutes."""
     run = RUNS[name]
     print(f"reproduce: training {name} seed {seed}", flush=True)
-    start = time.time()
-    train(TrainConfig(model="fashion_net", precision=run.precision, output_dir=directory,
-                      seed=seed, epochs=FLAGS.epochs, data_dir=FLAGS.data_dir,
-                      train_limit=FLAGS.train_limit, eval_limit=FLAGS.eval_limit,
-                      **run.options))
-    atomic_write(os.path.join(directory, "minutes.json"),
-                 json.dumps({"minutes": (time.time() - start) / 60}))
-
-
-def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
+    train_timed(TrainConfig(model="fashion_net", precision=run.precision, output_dir=directory,
+                            seed=seed, epochs=FLAGS.epochs, data_dir=FLAGS.data_dir,
+                            train_limit=FLAGS.train_limit, eval_limit=FLAGS.eval_limit,
+                            **run.options))
 
 
 def collect(output_dir, name):
     """The `RunResult` of every finished ``seed<k>`` directory of a run (k = 0, 1, …)."""
-    top1, minutes, histories, epochs, optimizer = [], [], [], None, None
-    seed = 0
-    while os.path.exists(os.path.join(seed_dir(output_dir, name, seed), "metrics.json")):
-        directory = seed_dir(output_dir, name, seed)
-        metrics = _read_json(os.path.join(directory, "metrics.json"))
-        timing = os.path.join(directory, "minutes.json")
-        top1.append(metrics["test"]["top1"])
-        minutes.append(_read_json(timing)["minutes"] if os.path.exists(timing) else float("nan"))
-        histories.append(os.path.join(directory, "history.csv"))
-        epochs = metrics["epochs"]
-        optimizer = _read_json(os.path.join(directory, "model.json"))["config"]["optimizer"]
-        seed += 1
-    return RunResult(name, tuple(top1), tuple(minutes), epochs, optimizer, tuple(histories))
+    records = []
+    while finished(seed_dir(output_dir, name, len(records))):
+        records.append(read_run(seed_dir(output_dir, name, len(records))))
+    return RunResult(name, tuple(r.top1 for r in records), tuple(r.minutes for r in records),
+                     records[-1].epochs if records else None,
+                     records[-1].optimizer if records else None,
+                     tuple(r.history for r in records))
 
 
 def _reference_fp(results):
@@ -265,7 +250,7 @@ def main(argv):
     for seed in range(FLAGS.seeds):  # seed-major: an interrupted queue has every run's seed 0
         for name in FLAGS.runs:
             directory = seed_dir(FLAGS.output_dir, name, seed)
-            if not os.path.exists(os.path.join(directory, "metrics.json")):
+            if not finished(directory):
                 train_seed(name, seed, directory)
     results = {name: collect(FLAGS.output_dir, name) for name in FLAGS.runs}
     text = table(results)
