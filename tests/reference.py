@@ -98,3 +98,43 @@ def q_k(x, k):
     levels = 2**k - 1
     x = np.clip(x, -1.0, 1.0)
     return 2.0 * (np.round(levels * (x + 1.0) / 2.0) / levels - 0.5)
+
+
+def binary_gradient(g, mode):
+    """§3.2 "Binary Gradient": each sub-tensor S of g becomes max_{i∈S}|g_i|·sign(g_S).
+
+    sign(0) = 0 here (a zero gradient stays zero). S, for g of shape (N, ..., C): one
+    (example, position) over the channels ("position"), one example ("example"), one
+    channel ("channel") or all of g ("tensor"). Written as a loop over the sub-tensors.
+    """
+    g = np.asarray(g, np.float64)
+    out = np.zeros_like(g)
+    if mode == "tensor":
+        groups = [np.ones(g.shape, bool)]
+    elif mode == "example":
+        groups = [np.arange(g.shape[0]).reshape((-1,) + (1,) * (g.ndim - 1)) == n
+                  for n in range(g.shape[0])]
+    elif mode == "channel":
+        groups = [np.arange(g.shape[-1]) == c for c in range(g.shape[-1])]
+    elif mode == "position":
+        groups = []
+        for index in np.ndindex(*g.shape[:-1]):
+            mask = np.zeros(g.shape, bool)
+            mask[index] = True
+            groups.append(mask)
+    else:
+        raise ValueError(mode)
+    for mask in groups:
+        mask = np.broadcast_to(mask, g.shape)
+        out[mask] = np.abs(g[mask]).max() * np.sign(g[mask])
+    return out
+
+
+def conv_backward(x, w, g):
+    """The gradients (∂C/∂x, ∂C/∂w) of a stride-1 'valid' `conv` given ∂C/∂out = g."""
+    kh, kw, _, _ = w.shape
+    dx, dw = np.zeros(x.shape), np.zeros(w.shape)
+    for i, j, _, _, sub in _windows(x, kh, kw, 1, "valid", 1):
+        dw += np.einsum("nabc,nf->abcf", sub, g[:, i, j])
+        dx[:, i:i + kh, j:j + kw] += np.einsum("nf,abcf->nabc", g[:, i, j], w)
+    return dx, dw

@@ -140,26 +140,92 @@ def test_weight_gradient_is_the_papers(rng):
     np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6)
 
 
-def test_binary_gradient_binarizes_the_gradient_into_the_conv(rng):
-    x = tf.constant(rng.normal(scale=0.5, size=(2, 6, 6, 3)).astype(np.float32))
-    upstream = tf.constant(rng.normal(size=(2, 4, 4, 4)).astype(np.float32))
-    layer = xl.XnorConv2D(4, 3, use_bias=False, alpha="none", input_scaling=False,
-                          binary_gradient=True)
-    layer.build(x.shape)
+MODES = ["position", "example", "channel", "tensor"]
+
+
+def _layer_grads(layer, x, upstream):
+    x = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
         y = layer(x)
-    grad_x, grad_w = tape.gradient(y, [x, layer.kernel], output_gradients=upstream)
-    # By hand: g_bin = max|g|·sign(g) flows back through sign(I) ⊛ sign(W) with STEs.
-    g_bin = np.abs(upstream.numpy()).max() * np.sign(upstream.numpy())
-    sx = tf.constant(ref.sign(x.numpy()), tf.float32)
-    sw = tf.constant(ref.sign(layer.kernel.numpy()), tf.float32)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch([sx, sw])
-        y = tf.nn.conv2d(sx, sw, 1, "VALID")
-    gx, gw = tape.gradient(y, [sx, sw], output_gradients=tf.constant(g_bin, tf.float32))
-    np.testing.assert_allclose(grad_x, gx.numpy() * (np.abs(x.numpy()) <= 1), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(grad_w, gw.numpy() * (np.abs(layer.kernel.numpy()) <= 1), rtol=1e-5, atol=1e-5)
+    grad_x, grad_w = tape.gradient(y, [x, layer.kernel], output_gradients=tf.constant(upstream))
+    return grad_x.numpy(), grad_w.numpy()
+
+
+def _upstream_with_zeros(rng, shape):
+    upstream = rng.normal(size=shape).astype(np.float32)
+    upstream.reshape(-1)[::7] = 0.0
+    upstream[0, ..., 1] = 0.0  # one output channel of one example without gradient
+    return upstream
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_binary_gradient_feeds_both_conv_gradients(rng, mode):
+    x = rng.normal(scale=0.8, size=(3, 6, 6, 3)).astype(np.float32)
+    upstream = _upstream_with_zeros(rng, (3, 4, 4, 4))
+    layer = xl.XnorConv2D(4, 3, use_bias=False, alpha="none", input_scaling=False,
+                          binary_gradient=mode)
+    layer.build(x.shape)
+    w = layer.kernel.numpy()
+    grad_x, grad_w = _layer_grads(layer, x, upstream)
+    # By hand (NumPy): g_bin of §3.2 flows back through sign(I) ⊛ sign(W), then the STEs.
+    g_bin = ref.binary_gradient(upstream, mode)
+    dx, dw = ref.conv_backward(ref.sign(x), ref.sign(w), g_bin)
+    np.testing.assert_allclose(grad_x, dx * (np.abs(x) <= 1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad_w, dw * (np.abs(w) <= 1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cls", [xl.XnorDense, xl.BinaryWeightDense])
+def test_binary_gradient_feeds_both_dense_gradients(rng, mode, cls):
+    x = rng.normal(scale=0.8, size=(5, 7)).astype(np.float32)
+    upstream = _upstream_with_zeros(rng, (5, 4))
+    options = {"input_scaling": False} if cls is xl.XnorDense else {}
+    layer = cls(4, use_bias=False, alpha="none", binary_gradient=mode, **options)
+    layer.build(x.shape)
+    w = layer.kernel.numpy()
+    grad_x, grad_w = _layer_grads(layer, x, upstream)
+    g_bin = ref.binary_gradient(upstream, mode)  # dense "position" = one scale per example
+    if mode == "position":
+        np.testing.assert_allclose(g_bin, ref.binary_gradient(upstream, "example"))
+    q_x = ref.sign(x) if cls is xl.XnorDense else x
+    x_ste = (np.abs(x) <= 1) if cls is xl.XnorDense else 1.0
+    np.testing.assert_allclose(grad_x, (g_bin @ ref.sign(w).T) * x_ste, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad_w, (q_x.T @ g_bin) * (np.abs(w) <= 1), rtol=1e-5, atol=1e-5)
+
+
+def test_binary_gradient_true_is_position_and_false_is_off(rng):
+    x = rng.normal(scale=0.8, size=(2, 5, 5, 3)).astype(np.float32)
+    upstream = rng.normal(size=(2, 3, 3, 4)).astype(np.float32)
+    grads = {}
+    for value in (True, "position", False):
+        tf.keras.utils.set_random_seed(3)
+        layer = xl.XnorConv2D(4, 3, use_bias=False, alpha="none", input_scaling=False,
+                              binary_gradient=value)
+        layer.build(x.shape)
+        grads[value] = _layer_grads(layer, x, upstream)[1]
+        if value is False:
+            _, dw = ref.conv_backward(ref.sign(x), ref.sign(layer.kernel.numpy()), upstream)
+            np.testing.assert_allclose(grads[False], dw * (np.abs(layer.kernel.numpy()) <= 1),
+                                       rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(grads[True], grads["position"])
+    assert not np.allclose(grads[True], grads[False])
+
+
+@pytest.mark.parametrize("value", [True, False, "channel"])
+def test_binary_gradient_config_and_save_load_round_trip(rng, tmp_path, value):
+    inp = tf.keras.Input((6, 6, 3))
+    out = xl.XnorConv2D(4, 3, use_bias=False, binary_gradient=value)(inp)
+    model = tf.keras.Model(inp, out)
+    layer = model.layers[-1]
+    assert xl.XnorConv2D.from_config(layer.get_config()).get_config() == layer.get_config()
+    model.save(tmp_path / "model.keras")
+    loaded = tf.keras.models.load_model(tmp_path / "model.keras").layers[-1]
+    assert loaded.binary_gradient == value and type(loaded.binary_gradient) is type(value)
+    x = rng.normal(size=(2, 6, 6, 3)).astype(np.float32)
+    upstream = rng.normal(size=(2, 4, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_layer_grads(loaded, x, upstream)[1],
+                               _layer_grads(layer, x, upstream)[1], rtol=1e-6)
 
 
 PAIRS = [
@@ -192,6 +258,9 @@ def test_same_arguments_and_defaults_as_keras(ours, keras):
         ({"alpha": "none", "weight_gradient": "paper"}, "Received: weight_gradient='paper'"),
         ({"weight_gradient": "exact"}, "Received: weight_gradient='exact'"),
         ({"binary_gradient": 1}, "Received: binary_gradient=1"),
+        ({"binary_gradient": "global"},
+         r"binary_gradient must be True, False or one of \('position', 'example', 'channel', "
+         r"'tensor'\)\. Received: binary_gradient='global'"),
         ({"data_format": "channels_first"}, "Received: data_format='channels_first'"),
         ({"groups": 2}, "Received: groups=2"),
     ],

@@ -22,6 +22,10 @@ from xnor_keras.training import TrainConfig
      r"^weight_bits must be None or a positive integer\. Received: weight_bits=0$"),
     ({"input_bits": True}, "Received: input_bits=True"),
     ({"weight_gradient": "exact"}, "Received: weight_gradient='exact'"),
+    ({"binary_gradient": "global"},
+     r"^binary_gradient must be True, False or one of \('position', 'example', 'channel', "
+     r"'tensor'\)\. Received: binary_gradient='global'$"),
+    ({"binary_gradient": 1}, "Received: binary_gradient=1$"),
 ])
 def test_invalid_values_are_refused_with_the_received_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -86,6 +90,43 @@ def test_flags_are_generated_from_the_fields_and_feed_train_config():
                                       "weight_bits": 2}
     with pytest.raises(flags.IllegalFlagValueError):
         flag_values["block_order"].parse("abcd")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--binary_gradient=position"], "position"),
+    (["--binary_gradient=tensor"], "tensor"),
+    (["--binary_gradient=true"], True),
+    (["--binary_gradient=False"], False),
+    (["--binary_gradient"], True),
+    (["--nobinary_gradient"], False),
+    ([], None),
+])
+def test_binary_gradient_flag_takes_a_bool_or_a_mode(argv, expected):
+    flag_values = flags.FlagValues()
+    BinaryOptions.define_flags(flag_values)
+    flag_values(["prog", *argv])
+    value = flag_values.binary_gradient
+    assert value == expected and type(value) is type(expected)
+    config = TrainConfig(binary_gradient=value)
+    assert config.model_options() == ({} if expected is None else {"binary_gradient": expected})
+
+
+def test_binary_gradient_flag_refuses_other_words():
+    flag_values = flags.FlagValues()
+    BinaryOptions.define_flags(flag_values)
+    with pytest.raises(flags.IllegalFlagValueError,
+                       match="must be true, false or one of position, example, channel, tensor. "
+                             "Received: 'global'"):
+        flag_values(["prog", "--binary_gradient=global"])
+
+
+def test_binary_gradient_mode_resolves_true_to_the_default():
+    from xnor_keras.options import binary_gradient_mode
+
+    assert [binary_gradient_mode(v) for v in (True, False, None, "tensor")] == [
+        "position", None, None, "tensor"]
+    with pytest.raises(ValueError, match="Received: binary_gradient='max'"):
+        binary_gradient_mode("max")
 
 
 def test_train_config_validates_options_at_construction():

@@ -69,13 +69,48 @@ def test_kbit_k1_is_sign_except_at_zero():
     np.testing.assert_array_equal(xq.kbit(x, k=1).numpy(), [-1.0, -1.0, 1.0, 1.0])
 
 
-def test_binary_gradient_forward_identity_backward_max_sign(rng):
-    x = rng.normal(size=(3, 5)).astype(np.float32)
-    g = rng.normal(size=x.shape).astype(np.float32)
-    g[1, 2] = 0.0
-    out, grad = _grad(xq.binary_gradient, x, g)
+@pytest.mark.parametrize("mode", ["position", "example", "channel", "tensor"])
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (4, 7)], ids=["conv", "dense"])
+def test_binary_gradient_matches_the_papers_formula_per_mode(rng, mode, shape):
+    x = rng.normal(size=shape).astype(np.float32)
+    g = rng.normal(size=shape).astype(np.float32)
+    g.reshape(-1)[::5] = 0.0  # scattered zeros
+    g[1] = 0.0  # a whole example without gradient (no 0/0, stays zero)
+    out, grad = _grad(lambda t: xq.binary_gradient(t, mode=mode), x, g)
     np.testing.assert_array_equal(out, x)
-    np.testing.assert_allclose(grad, np.abs(g).max() * np.sign(g))
+    np.testing.assert_allclose(grad, ref.binary_gradient(g, mode), rtol=1e-6)
+    assert np.all(grad[g == 0] == 0)
+    assert np.all(np.isfinite(grad))
+
+
+def test_binary_gradient_modes_differ_and_dense_position_is_per_example(rng):
+    g = rng.normal(size=(3, 4, 4, 5)).astype(np.float32)
+    x = np.zeros_like(g)
+    grads = {m: _grad(lambda t: xq.binary_gradient(t, mode=m), x, g)[1] for m in xq.BINARY_GRADIENTS}
+    # one distinct scale per sub-tensor: 3·4·4 positions, 3 examples, 5 channels, 1 tensor
+    counts = {m: len(np.unique(np.abs(v))) for m, v in grads.items()}
+    assert counts == {"position": 48, "example": 3, "channel": 5, "tensor": 1}
+    dense = rng.normal(size=(6, 9)).astype(np.float32)
+    per_example = np.abs(dense).max(axis=1, keepdims=True) * np.sign(dense)
+    for mode in ("position", "example"):
+        _, grad = _grad(lambda t: xq.binary_gradient(t, mode=mode), np.zeros_like(dense), dense)
+        np.testing.assert_allclose(grad, per_example, rtol=1e-6)
+
+
+def test_binary_gradient_default_mode_is_position(rng):
+    g = rng.normal(size=(2, 3, 3, 4)).astype(np.float32)
+    _, grad = _grad(xq.binary_gradient, np.zeros_like(g), g)
+    np.testing.assert_allclose(grad, ref.binary_gradient(g, "position"), rtol=1e-6)
+    assert xq.BinaryGradient().mode == "position"
+
+
+@pytest.mark.parametrize("mode", ["global", True, None, "Position"])
+def test_binary_gradient_validates_mode(mode):
+    message = rf"^mode must be one of .*\. Received: mode={re.escape(repr(mode))}$"
+    with pytest.raises(ValueError, match=message):
+        xq.BinaryGradient(mode=mode)
+    with pytest.raises(ValueError, match=message):
+        xq.binary_gradient(tf.ones((2, 2)), mode=mode)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +119,7 @@ def test_binary_gradient_forward_identity_backward_max_sign(rng):
         (xq.XnorWeight, "xnor_weight", {"gradient": "ste"}, 1),
         (xq.BinaryInput, "binary_input", {}, 1),
         (xq.KBit, "k_bit", {"k": 3}, 3),
-        (xq.BinaryGradient, "binary_gradient", {}, None),
+        (xq.BinaryGradient, "binary_gradient", {"mode": "channel"}, None),
     ],
 )
 def test_quantizer_classes_are_registered_and_serializable(cls, alias, kwargs, precision):
@@ -101,6 +136,10 @@ def test_quantizer_classes_match_functions(rng):
     np.testing.assert_array_equal(xq.XnorWeight()(x), xq.xnor_weight(x))
     np.testing.assert_array_equal(xq.BinaryInput()(x), xq.binary_input(x))
     np.testing.assert_array_equal(xq.KBit(k=2)(x), xq.kbit(x, k=2))
+    g = rng.normal(size=(4, 3)).astype(np.float32)
+    for mode in xq.BINARY_GRADIENTS:
+        _, grad = _grad(xq.BinaryGradient(mode=mode), x.numpy(), g)
+        np.testing.assert_allclose(grad, ref.binary_gradient(g, mode), rtol=1e-6)
 
 
 def test_kernel_quantizer_string_resolves_in_larq_layer():
@@ -127,3 +166,5 @@ def test_options_are_keyword_only():
         xq.KBit(2)
     with pytest.raises(TypeError):
         xq.XnorWeight("ste")
+    with pytest.raises(TypeError):
+        xq.binary_gradient(tf.ones((2, 2)), "tensor")

@@ -6,7 +6,9 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from xnor_keras import training
 from xnor_keras.training import TrainConfig
@@ -84,6 +86,10 @@ def test_learning_rate_schedules():
     assert training.learning_rate(poly, 40) == pytest.approx(poly.learning_rate * 0.5**4)
     short = training._resolve(TrainConfig(model="alexnet", precision="fp", epochs=8))
     assert training.learning_rate(short, 2) == pytest.approx(0.1 * 0.01)  # milestones scale
+    cosine = training._resolve(TrainConfig(model="fashion_net", schedule="cosine", epochs=8,
+                                           learning_rate=4e-3))
+    assert [training.learning_rate(cosine, e) for e in (0, 4, 6)] == pytest.approx(
+        [4e-3, 2e-3, 4e-3 * (1 - 0.5 ** 0.5) / 2])
 
 
 @pytest.mark.parametrize("model, precision, optimizer", [
@@ -100,12 +106,31 @@ def test_default_optimizer_follows_the_recipe(model, precision, optimizer):
                                          optimizer="sgd")).optimizer == "sgd"
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_optimizer_settings_reach_the_optimizer(optimizer):
+    config = training._resolve(TrainConfig(optimizer=optimizer, learning_rate=0.5,
+                                           weight_decay=0.1, adam_beta_2=0.99,
+                                           adam_epsilon=1e-4))
+    opt = training.make_optimizer(config)
+    if optimizer == "adam":
+        assert (opt.get_config()["beta_2"], opt.get_config()["epsilon"]) == (0.99, 1e-4)
+    else:
+        assert opt.get_config()["momentum"] == 0.9
+    # Decoupled decay with a zero gradient: v ← v·(1 − lr·weight_decay).
+    v = tf.Variable([2.0, -4.0])
+    opt.apply_gradients([(tf.zeros(2), v)])
+    np.testing.assert_allclose(v.numpy(), [2.0 * 0.95, -4.0 * 0.95], rtol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"model": "vgg"}, "Received: model='vgg'"),
     ({"precision": "int4"}, "Received: precision='int4'"),
     ({"optimizer": "rmsprop"}, "Received: optimizer='rmsprop'"),
     ({"epochs": 0}, "Received: epochs=0"),
-    ({"schedule": "cosine"}, "Received: schedule='cosine'"),
+    ({"schedule": "linear"}, "Received: schedule='linear'"),
+    ({"weight_decay": -1e-4}, "Received: weight_decay=-0.0001"),
+    ({"adam_beta_2": 1.0}, "Received: adam_beta_2=1.0"),
+    ({"adam_epsilon": 0.0}, "Received: adam_epsilon=0.0"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -16,8 +16,12 @@ defaults; channels_last only) plus keyword-only options:
 - ``weight_gradient``: ``"paper"`` (∂C/∂W̃·(1/n + α·1{|W| ≤ 1}), only with
   ``alpha="mean_abs"``) or ``"ste"`` (clipped straight-through); None picks
   ``"paper"`` for ``alpha="mean_abs"`` and ``"ste"`` otherwise.
-- ``binary_gradient``: binarize the gradient flowing back into the convolution
-  (§3.2 "Binary Gradient").
+- ``binary_gradient``: False, or binarize the gradient ∂C/∂y entering the
+  convolution's (or matrix product's) backward pass, which feeds both ∂C/∂I and ∂C/∂W
+  (§3.2 "Binary Gradient"): True (= ``"position"``), or the sub-tensor that shares one
+  scale max|g|: ``"position"`` (max over channels at each example and position; per
+  example in dense layers), ``"example"``, ``"channel"`` or ``"tensor"``
+  (`xnor_keras.quantizers.binary_gradient`).
 - ``weight_bits``: None for binary weights, or k for the k-bit quantizer q_k.
 - XNOR layers only: ``input_scaling`` (K for convolutions, β for dense; False is the
   paper's "removing β" experiment) and ``input_bits`` (None for sign, or k for q_k).
@@ -40,7 +44,8 @@ from larq import context
 
 from xnor_keras import quantizers as xq
 from xnor_keras import scaling
-from xnor_keras.options import ALPHA_MODES, BinaryOptions, Scope, check_option
+from xnor_keras.options import (ALPHA_MODES, BinaryOptions, Scope, binary_gradient_mode,
+                                check_option)
 
 __all__ = [
     "BinaryWeightConv2D",
@@ -151,6 +156,7 @@ class _BinaryLayer:
         self.input_scaling = bool(input_scaling) if input_scaling is None else input_scaling
         self.input_bits = input_bits
         check_option("binary_gradient", binary_gradient)
+        self._binary_gradient_mode = binary_gradient_mode(binary_gradient)
         check_option("input_scaling", self.input_scaling)
         kernel_quantizer = _kernel_quantizer(alpha, weight_gradient, weight_bits)
         input_quantizer = _input_quantizer(input_bits) if self._binary_inputs else None
@@ -173,8 +179,8 @@ class _BinaryLayer:
         x = self.input_quantizer(inputs) if self.input_quantizer else inputs
         with context.quantized_scope(True):
             y = self._product(x, self.kernel)
-        if self.binary_gradient:
-            y = xq.binary_gradient(y)
+        if self._binary_gradient_mode:
+            y = xq.binary_gradient(y, mode=self._binary_gradient_mode)
         if self.alpha == "learned":
             y = y * self.alpha_scale
         if self.input_scaling:

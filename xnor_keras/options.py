@@ -9,13 +9,18 @@ so a new binary option is one new field here plus its use in the layers.
 |-------------------|------------------------|--------|--------------------------------------|
 | ``alpha``         | mean_abs/learned/none  | weight | α of eq. 6, learned, or none         |
 | ``weight_gradient``| paper / ste           | weight | ∂C/∂W rule (§3.1) or clipped STE     |
-| ``binary_gradient``| bool                  | weight | binarize the gradient (§3.2)         |
+| ``binary_gradient``| bool or a mode        | weight | binarize the gradient (§3.2)         |
 | ``weight_bits``   | None or k ≥ 1          | weight | k-bit weights q_k instead of sign    |
 | ``input_scaling`` | bool                   | input  | K (eq. 11) / β (eq. 10)              |
 | ``input_bits``    | None or k ≥ 1          | input  | k-bit inputs q_k instead of sign     |
 | ``block_order``   | bacp / cbap            | block  | Fig. 3's block order                 |
 
 A None field means "not given": the precision's (or the layer's) default applies.
+``binary_gradient`` is a switch with modes: False (off), True (the default mode,
+`DEFAULT_BINARY_GRADIENT`) or one of `BINARY_GRADIENTS` (which sub-tensor shares one
+scale max|g|; see `xnor_keras.quantizers.binary_gradient`). Its flag takes
+``--binary_gradient``, ``--nobinary_gradient``, ``--binary_gradient=true`` or
+``--binary_gradient=position``.
 
 Example:
 
@@ -30,14 +35,20 @@ ValueError: alpha must be one of ('mean_abs', 'learned', 'none'). Received: alph
 import dataclasses
 import enum
 
+from absl import flags  # absl comes with TensorFlow
+
 from xnor_keras.validation import positive_int
 
 __all__ = ["BinaryOptions", "Scope", "check_option", "ALPHA_MODES", "WEIGHT_GRADIENTS",
-           "BLOCK_ORDERS"]
+           "BLOCK_ORDERS", "BINARY_GRADIENTS", "DEFAULT_BINARY_GRADIENT",
+           "binary_gradient_mode"]
 
 ALPHA_MODES = ("mean_abs", "learned", "none")
 WEIGHT_GRADIENTS = ("paper", "ste")
 BLOCK_ORDERS = ("bacp", "cbap")
+# Which sub-tensor of the gradient shares one scale max|g| (quantizers.binary_gradient).
+BINARY_GRADIENTS = ("position", "example", "channel", "tensor")
+DEFAULT_BINARY_GRADIENT = "position"  # what True means; why: quantizers.binary_gradient
 
 
 class Scope(enum.Enum):
@@ -58,10 +69,16 @@ def check_option(name, value, *, optional=False):
     """Validates one option value against its field; raises "... Received: name=value".
 
     ``optional`` lets None through (as "not given"); bit widths always accept None
-    (None means binary).
+    (None means binary). A bool field with choices (a switch with modes) takes True,
+    False or one of its choices.
     """
     meta = _FIELDS[name].metadata
     if value is None and (optional or meta["kind"] is int):
+        return
+    if meta["kind"] is bool and meta["choices"] is not None:
+        if not isinstance(value, bool) and value not in meta["choices"]:
+            raise ValueError(f"{name} must be True, False or one of {meta['choices']}. "
+                             f"Received: {name}={value!r}")
         return
     if meta["kind"] is bool and not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False. Received: {name}={value!r}")
@@ -81,7 +98,10 @@ class BinaryOptions:
     block_order: str | None = _option(str, "B-A-C-P (paper) or C-B-A-P.", Scope.BLOCK,
                                       BLOCK_ORDERS)
     input_scaling: bool | None = _option(bool, "Use K / β (eqs. 10-11).", Scope.INPUT)
-    binary_gradient: bool | None = _option(bool, "Binarize gradients (§3.2).", Scope.WEIGHT)
+    binary_gradient: bool | str | None = _option(
+        bool, f"Binarize the gradient into each binary layer (§3.2): true (= "
+        f"{DEFAULT_BINARY_GRADIENT}), false, or the sub-tensor sharing one scale max|g|: "
+        f"{', '.join(BINARY_GRADIENTS)}.", Scope.WEIGHT, BINARY_GRADIENTS)
     weight_bits: int | None = _option(int, "k-bit weights instead of binary.", Scope.WEIGHT)
     input_bits: int | None = _option(int, "k-bit inputs instead of binary.", Scope.INPUT)
     weight_gradient: str | None = _option(str, "Weight gradient rule.", Scope.WEIGHT,
@@ -114,17 +134,52 @@ class BinaryOptions:
     @classmethod
     def define_flags(cls, flag_values=None):
         """Defines one absl flag per option (default None: the precision's default)."""
-        from absl import flags
-
         flag_values = flags.FLAGS if flag_values is None else flag_values
         for f in dataclasses.fields(BinaryOptions):
             kind, choices, help = (f.metadata[k] for k in ("kind", "choices", "help"))
-            if choices is not None:
+            if kind is bool and choices is not None:
+                # boolean=True: absl also takes the bare --name and --noname forms.
+                flags.DEFINE_flag(flags.Flag(_SwitchParser(choices), None, f.name, None, help,
+                                             boolean=True), flag_values=flag_values)
+            elif choices is not None:
                 flags.DEFINE_enum(f.name, None, list(choices), help, flag_values=flag_values)
             elif kind is bool:
                 flags.DEFINE_boolean(f.name, None, help, flag_values=flag_values)
             else:
                 flags.DEFINE_integer(f.name, None, help, flag_values=flag_values)
+
+
+def binary_gradient_mode(value):
+    """The mode a ``binary_gradient`` option means: None (off) or one of `BINARY_GRADIENTS`.
+
+    >>> binary_gradient_mode(True), binary_gradient_mode(False), binary_gradient_mode("channel")
+    ('position', None, 'channel')
+    """
+    check_option("binary_gradient", value, optional=True)
+    if value is True:
+        return DEFAULT_BINARY_GRADIENT
+    return value or None
+
+
+class _SwitchParser(flags.ArgumentParser):
+    """Parses a switch with modes: true/false (any case, 1/0, yes/no) or one of its modes."""
+
+    _WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+    def __init__(self, choices):
+        self.choices = tuple(choices)
+
+    def parse(self, argument):
+        if isinstance(argument, bool) or argument in self.choices:
+            return argument
+        word = str(argument).lower()
+        if word in self._WORDS:
+            return self._WORDS[word]
+        raise ValueError(f"must be true, false or one of {', '.join(self.choices)}. "
+                         f"Received: {argument!r}")
+
+    def flag_type(self):
+        return "bool or mode"
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(BinaryOptions)}

@@ -6,7 +6,7 @@ serializable `larq.quantizers.Quantizer` class.
 | `xnor_weight`     | `XnorWeight`     | α·sign(W), α by eq. 6           | g·(1/n + α·1{abs(W) ≤ 1}) or clipped STE |
 | `binary_input`    | `BinaryInput`    | sign(x)                         | g·1{abs(x) ≤ 1}                      |
 | `kbit`            | `KBit`           | q_k(clip(x, -1, 1))             | g·1{abs(x) ≤ 1}                      |
-| `binary_gradient` | `BinaryGradient` | x                               | max_i abs(g_i)·sign(g)               |
+| `binary_gradient` | `BinaryGradient` | x                               | max_{i∈S} abs(g_i)·sign(g), S by mode |
 
 sign(0) = +1 everywhere (`larq.math.sign`), which larq-compute-engine needs to
 recognise binarized tensors. Every class is registered as a Keras custom object under
@@ -19,7 +19,7 @@ from larq import math as lq_math
 from larq import utils as lq_utils
 from larq.quantizers import _BaseQuantizer
 
-from xnor_keras.options import WEIGHT_GRADIENTS
+from xnor_keras.options import BINARY_GRADIENTS, DEFAULT_BINARY_GRADIENT, WEIGHT_GRADIENTS
 from xnor_keras.scaling import mean_abs_alpha
 from xnor_keras.validation import positive_int
 
@@ -33,6 +33,7 @@ __all__ = [
     "KBit",
     "BinaryGradient",
     "WEIGHT_GRADIENTS",
+    "BINARY_GRADIENTS",
 ]
 
 
@@ -142,30 +143,78 @@ def kbit(x: tf.Tensor, *, k: int) -> tf.Tensor:
     return _call(x)
 
 
-@tf.custom_gradient
-def binary_gradient(x: tf.Tensor) -> tf.Tensor:
+def _check_binary_gradient_mode(mode):
+    if mode not in BINARY_GRADIENTS:
+        raise ValueError(f"mode must be one of {BINARY_GRADIENTS}. Received: mode={mode!r}")
+
+
+def _binary_gradient_axes(mode, rank):
+    """The axes of an NHWC (or N…C) gradient that share one scale under ``mode``."""
+    return {"position": (rank - 1,), "example": tuple(range(1, rank)),
+            "channel": tuple(range(rank - 1)), "tensor": tuple(range(rank))}[mode]
+
+
+def binary_gradient(x: tf.Tensor, *, mode: str = DEFAULT_BINARY_GRADIENT) -> tf.Tensor:
     r"""Identity forward; binarizes the gradient flowing back (§3.2, "Binary Gradient").
 
-    \\[ g \mapsto \max_i |g_i| \cdot \operatorname{sign}(g) \\]
+    For each sub-tensor S of the gradient g that ``mode`` names,
 
-    The scale is the largest |g_i| over the whole gradient tensor, which preserves
-    the maximum change in all dimensions; sign(0) = 0 here so that exactly-zero
-    gradients (e.g. behind a ReLU) stay zero.
+    \\[ g_S \mapsto \max_{i \in S} |g_i| \cdot \operatorname{sign}(g_S) \\]
+
+    with sign(0) = 0, so exactly-zero gradients (e.g. behind a ReLU or a max-pool)
+    stay zero. Modes, for a gradient of shape (N, H, W, C) (dense: (N, C)):
+
+    | mode         | one scale per                       | max over      |
+    |--------------|-------------------------------------|---------------|
+    | ``position`` | example and spatial position (n,y,x) | C            |
+    | ``example``  | example n                           | H, W, C       |
+    | ``channel``  | output channel c                    | N, H, W       |
+    | ``tensor``   | the whole gradient                  | N, H, W, C    |
+
+    For a dense layer there are no spatial axes: ``position`` is then one scale per
+    example, the same as ``example``.
+
+    **Which reading the paper means.** §3.2 binarizes g^in "similar to binarization in
+    the forward pass", with max_i |g_i^in| in place of eq. 6's mean. In the forward
+    pass the convolution's real-valued operand I gets one scale per sub-tensor, β
+    for each position (K, eq. 11: A is the mean over channels at each position).
+    In the backward convolution that the paper names as the bottleneck (the weight
+    filters convolved with g^in), g^in plays the role of I, so the faithful analogue
+    is one scale per position, the max over channels: ``position``, the default
+    (``binary_gradient=True``). ``tensor`` (one max for the whole batch) is the
+    literal "max_i" with i over every entry; it gives every entry of every example
+    the batch's single largest magnitude.
+
+    **Which gradient.** The binary layers apply this to y = q(I) ⊛ q(W) itself,
+    before ⊙ learned α, ⊙ K/β, bias and activation: the binarized g^in = ∂C/∂y is
+    the gradient entering the convolution's backward pass and feeds both of its
+    products, ∂C/∂I = g^in ⊛ q(W)ᵀ (the convolution with the weight filters that
+    §3.2 names) and ∂C/∂W = q(I)ᵀ ⊛ g^in. With sign(I) and a binary g^in both are
+    binary operations, which is what makes "a very efficient training procedure
+    using binary operations".
 
     Example:
 
-    >>> x = tf.constant([1.0, 2.0, 3.0])
+    >>> x = tf.constant([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    >>> g = tf.constant([[0.5, -2.0, 0.0], [0.25, 0.1, -0.2]])
     >>> with tf.GradientTape() as tape:
     ...     tape.watch(x)
-    ...     y = tf.reduce_sum(binary_gradient(x) * tf.constant([0.5, -2.0, 0.0]))
+    ...     y = tf.reduce_sum(binary_gradient(x, mode="position") * g)
     >>> tape.gradient(y, x).numpy()
-    array([ 2., -2.,  0.], dtype=float32)
+    array([[ 2.  , -2.  ,  0.  ],
+           [ 0.25,  0.25, -0.25]], dtype=float32)
     """
+    _check_binary_gradient_mode(mode)
 
-    def grad(dy):
-        return tf.reduce_max(tf.abs(dy)) * tf.sign(dy)
+    @tf.custom_gradient
+    def _call(x):
+        def grad(dy):
+            axes = _binary_gradient_axes(mode, dy.shape.rank)
+            return tf.reduce_max(tf.abs(dy), axis=axes, keepdims=True) * tf.sign(dy)
 
-    return tf.identity(x), grad
+        return tf.identity(x), grad
+
+    return _call(x)
 
 
 class _XnorQuantizer(_BaseQuantizer):
@@ -264,16 +313,25 @@ class KBit(_XnorQuantizer):
 @lq_utils.register_alias("binary_gradient")
 @lq_utils.register_keras_custom_object
 class BinaryGradient(_XnorQuantizer):
-    r"""Identity forward, binarized gradient max_i|g_i|·sign(g) backward (§3.2).
+    r"""Identity forward, binarized gradient max_{i∈S}|g_i|·sign(g_S) backward (§3.2).
 
-    See `binary_gradient`. It quantizes gradients, not values, so ``precision`` is
-    None (the forward values keep their precision). Example:
+    See `binary_gradient` for the modes (``"position"``, the default, ``"example"``,
+    ``"channel"``, ``"tensor"``). It quantizes gradients, not values, so ``precision``
+    is None (the forward values keep their precision). Example:
 
-    >>> BinaryGradient()(tf.constant([1.5])).numpy()
+    >>> BinaryGradient(mode="channel")(tf.constant([1.5])).numpy()
     array([1.5], dtype=float32)
     """
 
     precision = None
 
+    def __init__(self, *, mode: str = DEFAULT_BINARY_GRADIENT, **kwargs):
+        _check_binary_gradient_mode(mode)
+        self.mode = mode
+        super().__init__(**kwargs)
+
     def _fn(self, inputs):
-        return binary_gradient(inputs)
+        return binary_gradient(inputs, mode=self.mode)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}

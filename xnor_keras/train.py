@@ -15,7 +15,7 @@ from absl import app, flags, logging
 
 from xnor_keras import models
 from xnor_keras.options import BinaryOptions
-from xnor_keras.training import TrainConfig
+from xnor_keras.training import SCHEDULES, TrainConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "fashion_net", list(models.ARCHITECTURES), "Zoo architecture.")
@@ -30,7 +30,7 @@ flags.DEFINE_enum("optimizer", None, ["sgd", "adam"],
                   "Default: the recipe's (§4.2: SGD for fp/bwn/bc, Adam for xnor/bnn; "
                   "fashion_net also trains bwn with Adam).")
 flags.DEFINE_float("learning_rate", None, "Starting learning rate (default: the recipe's).")
-flags.DEFINE_enum("schedule", None, ["step", "poly", "constant"], "Learning-rate schedule.")
+flags.DEFINE_enum("schedule", None, list(SCHEDULES), "Learning-rate schedule.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy (xnor_keras.distribute); multi_worker reads TF_CONFIG.")

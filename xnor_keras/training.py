@@ -29,6 +29,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import sys
 
@@ -48,7 +49,8 @@ class Recipe:
     """A training recipe: epochs, batch size, starting learning rates and a schedule.
 
     ``schedule`` is ``"step"`` (multiply by ``decay`` at each of ``milestones`` epochs),
-    ``"poly"`` (lr·(1 − epoch/epochs)^power) or ``"constant"``. Precisions listed in
+    ``"poly"`` (lr·(1 − epoch/epochs)^power), ``"cosine"`` (lr·(1 + cos(π·epoch/epochs))/2)
+    or ``"constant"``. Precisions listed in
     ``adam_for`` train with Adam, the others with SGD (momentum 0.9); §4.2 uses Adam for
     xnor/bnn and SGD for fp/bwn/bc.
     """
@@ -84,7 +86,7 @@ RECIPES = {
                           source="ours: the offline default; Adam for bwn/xnor/bnn"),
 }
 
-SCHEDULES = ("step", "poly", "constant")
+SCHEDULES = ("step", "poly", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -126,6 +128,11 @@ class TrainConfig(BinaryOptions):
     jit_compile: bool = _setting(
         False, bool, "Compile the training step with XLA (model.compile(jit_compile=True)); "
         "one device only on CPU. Off by default: slower on the CPUs measured (README).")
+    weight_decay: float = _setting(
+        0.0, float, "Decoupled weight decay of the optimizer (every trainable variable, "
+        "v -= lr·weight_decay·v each step); 0: none (the recipes).")
+    adam_beta_2: float = _setting(0.999, float, "Adam's β2 (with --optimizer=adam).")
+    adam_epsilon: float = _setting(1e-7, float, "Adam's ε (with --optimizer=adam).")
 
     def model_options(self):
         """The binary options given (not None), for `xnor_keras.models.build`."""
@@ -179,6 +186,15 @@ def _resolve(config):
     schedule = config.schedule or recipe.schedule
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}. Received: schedule={schedule!r}")
+    if config.weight_decay < 0:
+        raise ValueError(f"weight_decay must be 0 or positive. Received: "
+                         f"weight_decay={config.weight_decay}")
+    if not 0 < config.adam_beta_2 < 1:
+        raise ValueError(f"adam_beta_2 must be in (0, 1). Received: "
+                         f"adam_beta_2={config.adam_beta_2}")
+    if config.adam_epsilon <= 0:
+        raise ValueError(f"adam_epsilon must be positive. Received: "
+                         f"adam_epsilon={config.adam_epsilon}")
     lr = config.learning_rate
     if lr is None:
         lr = recipe.adam_lr if optimizer == "adam" else recipe.sgd_lr
@@ -203,6 +219,8 @@ def learning_rate(config, epoch):
         return config.learning_rate
     if config.schedule == "poly":
         return config.learning_rate * (1.0 - epoch / config.epochs) ** recipe.power
+    if config.schedule == "cosine":
+        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
     # Milestones are in the recipe's epochs; scale them to a shortened or longer run.
     scale = config.epochs / recipe.epochs
     passed = sum(epoch >= round(m * scale) for m in recipe.milestones)
@@ -321,6 +339,16 @@ def _shard_by_data():
     return options
 
 
+def make_optimizer(config):
+    """The optimizer of a resolved config: Adam (β2, ε) or SGD with momentum 0.9, with
+    the config's decoupled weight decay (none for 0)."""
+    decay = config.weight_decay or None
+    if config.optimizer == "adam":
+        return tf.keras.optimizers.Adam(config.learning_rate, beta_2=config.adam_beta_2,
+                                        epsilon=config.adam_epsilon, weight_decay=decay)
+    return tf.keras.optimizers.SGD(config.learning_rate, momentum=0.9, weight_decay=decay)
+
+
 def check_jit_compile(strategy):
     """Raises ValueError if XLA cannot compile a training step under ``strategy``.
 
@@ -398,11 +426,7 @@ def train(config):
                              num_classes=info["num_classes"], **config.model_options())
         if config.sync_batchnorm:
             distribute.synchronize_batchnorm(model)
-        if config.optimizer == "adam":
-            optimizer = tf.keras.optimizers.Adam(config.learning_rate)
-        else:
-            optimizer = tf.keras.optimizers.SGD(config.learning_rate, momentum=0.9)
-        model.compile(optimizer,
+        model.compile(make_optimizer(config),
                       tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=_metrics(), jit_compile=config.jit_compile)
     if config.jit_compile and not model.jit_compile:
