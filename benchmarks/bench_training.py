@@ -123,6 +123,8 @@ class Case:
         self.step(1)
         self.steps = max(2, round(FLAGS.seconds_per_measure / (time.perf_counter() - started)))
         self.times = []
+        self.cpu_times = []  # process CPU seconds per step: steadier than wall time when
+        # other jobs share the cores (it does not count time spent waiting for a core)
 
     def step(self, n):
         for _ in range(n):
@@ -130,9 +132,10 @@ class Case:
         float(logs["loss"])  # waits for the last step
 
     def measure(self):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         self.step(self.steps)
         self.times.append((time.perf_counter() - started) / self.steps)
+        self.cpu_times.append((time.process_time() - cpu_started) / self.steps)
 
 
 def _make_folder(root, n):
@@ -182,14 +185,14 @@ def _cpu():
 
 
 def _table(rows, batch_size):
-    lines = [f"| network | precision | XLA | ms/step | images/s | × FP twin | × no-XLA |",
-             "|---|---|---|---:|---:|---:|---:|"]
+    lines = ["| network | precision | XLA | ms/step | images/s | × FP twin | × no-XLA "
+             "| CPU ms/step | CPU × FP twin |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        no_xla = f"{r['vs_no_xla']:.2f}" if r["vs_no_xla"] is not None else "–"
         lines.append(f"| {r['network']} | {r['precision']} | {r['xla']} | {r['ms']:.1f} | "
-                     f"{r['images_per_s']:.1f} | {r['vs_fp']:.2f} | {r['vs_no_xla']:.2f} |"
-                     if r["vs_no_xla"] is not None else
-                     f"| {r['network']} | {r['precision']} | {r['xla']} | {r['ms']:.1f} | "
-                     f"{r['images_per_s']:.1f} | {r['vs_fp']:.2f} | – |")
+                     f"{r['images_per_s']:.1f} | {r['vs_fp']:.2f} | {no_xla} | "
+                     f"{r['cpu_ms']:.1f} | {r['cpu_vs_fp']:.2f} |")
     return "\n".join(lines)
 
 
@@ -229,17 +232,21 @@ def main(argv):
     load_after = os.getloadavg()[0]
 
     median = {c.key: statistics.median(c.times) for c in cases}
+    cpu_median = {c.key: statistics.median(c.cpu_times) for c in cases}
     rows = []
     for c in cases:
         network, precision, xla = c.key
         fp = median.get((network, "fp", xla))
+        cpu_fp = cpu_median.get((network, "fp", xla))
         plain = median.get((network, precision, False))
         rows.append({
             "network": network, "precision": precision, "xla": "on" if xla else "off",
             "ms": 1000 * median[c.key], "images_per_s": c.batch_size / median[c.key],
             "vs_fp": median[c.key] / fp if fp else float("nan"),
             "vs_no_xla": median[c.key] / plain if xla and plain else None,
-            "times_s": c.times, "warmup_s": c.warmup_s, "steps_per_measure": c.steps,
+            "cpu_ms": 1000 * cpu_median[c.key],
+            "cpu_vs_fp": cpu_median[c.key] / cpu_fp if cpu_fp else float("nan"),
+            "times_s": c.times, "cpu_times_s": c.cpu_times, "warmup_s": c.warmup_s, "steps_per_measure": c.steps,
         })
     summary = []
     for network in FLAGS.networks:
@@ -257,7 +264,9 @@ def main(argv):
     text = [f"# Training step speed ({FLAGS.batch_size} images per step, Adam, synthetic data)", "",
             f"CPU: {cpu}. TensorFlow {tf.__version__}, larq {lq.__version__}. "
             f"Load average {load_before:.2f} before timing, {load_after:.2f} after. "
-            f"Medians of {FLAGS.rounds} interleaved rounds; resnet18 at 64x64 input.", "",
+            f"Medians of {FLAGS.rounds} interleaved rounds; resnet18 at 64x64 input. "
+            "CPU ms/step is the process's CPU time (all threads) per step: on a shared "
+            "machine it is steadier than wall time, which includes waiting for a core.", "",
             _table(rows, FLAGS.batch_size), "", *summary, ""]
     if pipeline:
         text += ["Input pipeline (image folder of 500x375 JPEGs, 224x224 output, "
