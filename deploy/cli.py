@@ -2,6 +2,8 @@
 
     xnor-deploy convert MODEL -o OUT.tflite [--target arm64|x86_64|xcore]
                         [--dataset NAME] [--labels FILE] [--allow-float-fallback]
+                        [--int8_float_layers [--calibration_data DATASET|DIR]
+                         [--calibration_n 256]]
     xnor-deploy verify MODEL OUT.tflite [--data DATASET | --images DIR] [-n N]
                        [--tolerance 1e-3] [--runtime lce]
     xnor-deploy inspect OUT.tflite [--json]
@@ -42,6 +44,14 @@ flags.DEFINE_string("dataset", None, "convert: data set whose preprocessing and 
 flags.DEFINE_string("labels", None, "convert: text file with one class label per line.")
 flags.DEFINE_boolean("allow-float-fallback", False, "convert: accept binary layers that "
                      "cannot be lowered to binary ops (they run in float; the report says so).")
+flags.DEFINE_boolean("int8_float_layers", False, "convert: quantize the float conv/dense "
+                     "layers (stem, shortcut projections, head) to int8, calibrated on real "
+                     "images; binary layers stay LCE ops. Default: float, as in the paper.")
+flags.DEFINE_string("calibration_data", None, "convert: images for --int8_float_layers: a "
+                    "data set name (its train split) or an image directory (default: the "
+                    "model's data set).")
+flags.DEFINE_integer("calibration_n", None, "convert: number of calibration images for "
+                     "--int8_float_layers (default 256).")
 flags.DEFINE_string("data", None, "verify: data set (test split) or image-folder directory.")
 flags.DEFINE_string("images", None, "verify: directory of images to compare on.")
 flags.DEFINE_integer("n", None, "verify: number of inputs (default: 1000 from --data, all "
@@ -121,7 +131,10 @@ def _convert(argv):
                           f"{', '.join(TARGETS)}")
     result = convert_file(model_path, FLAGS.output, target=FLAGS.target,
                           allow_float_fallback=FLAGS["allow-float-fallback"].value,
-                          dataset=FLAGS.dataset, labels_path=FLAGS.labels)
+                          dataset=FLAGS.dataset, labels_path=FLAGS.labels,
+                          int8_float_layers=FLAGS.int8_float_layers,
+                          calibration_data=FLAGS.calibration_data,
+                          calibration_n=FLAGS.calibration_n)
     print(result.report.format())
     print(f"wrote {FLAGS.output} ({result.report.file_bytes} bytes, target {FLAGS.target})")
     return 0
