@@ -8,6 +8,7 @@
                        [--tolerance 1e-3] [--runtime lce]
     xnor-deploy inspect OUT.tflite [--json]
     xnor-deploy bench OUT.tflite [--threads 1] [--runs 20] [--model MODEL] [--runtime auto]
+                      [--against OTHER.tflite]
     xnor-deploy bench OUT.tflite --profile [--threads 1] [--runs 20]   (per-op table, native)
     xnor-deploy predict OUT.tflite IMAGE... [--top 5] [--runtime auto]
     xnor-deploy fig4 [--out_dir out/fig4] [--runs 30]
@@ -74,6 +75,9 @@ flags.DEFINE_integer("warmup", 3, "bench: untimed rounds first.")
 flags.DEFINE_string("model", None, "bench: Keras model for the float/int8 twins (default: "
                     "the architecture stored in the .tflite, random weights).")
 flags.DEFINE_boolean("int8", True, "bench: also time an int8 twin.")
+flags.DEFINE_multi_string("against", [], "bench: another converted .tflite (repeatable), "
+                          "timed on the same runtime in the same interleaved rounds, e.g. "
+                          "the --int8_float_layers conversion of the same model.")
 flags.DEFINE_boolean("profile", False, "bench: instead, a per-op time table of the binary model "
                      "on the native runtime (LCE ops timed in the delegate, other ops as one-op "
                      "models; see deploy.bench).")
@@ -179,7 +183,7 @@ def _bench(argv):
                         runs=20 if FLAGS.runs is None else FLAGS.runs,
                         warmup=FLAGS.warmup, runtime=FLAGS.runtime or "auto",
                         model_path=FLAGS.model,
-                        int8=FLAGS.int8, seed=FLAGS.seed)
+                        int8=FLAGS.int8, seed=FLAGS.seed, against=FLAGS.against)
     print(json.dumps(result.as_dict()) if FLAGS.json else result.format())
     return 0
 
