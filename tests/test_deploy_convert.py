@@ -203,6 +203,12 @@ def test_int8_float_layers_are_int8_and_binary_ops_unchanged(int8_pair):
     assert meta["int8_calibration"]["images"] == 64
     assert set(meta["int8_calibration"]["ranges"]) == {"conv1", "logits"}
     assert float_result.report.summary()["int8_layers"] == []
+    from deploy.inspection import inspect_model
+
+    inspection = inspect_model(quantized)
+    assert inspection.int8_ops == {"CONV_2D": 2} and inspect_model(plain).int8_ops == {}
+    assert "int8 ops (int8 weights, int8 activations): CONV_2D×2" in inspection.format()
+    assert "int8 (calibrated)" in inspection.format()  # the report rebuilt from metadata
 
 
 def test_int8_agrees_with_the_float_conversion_on_fashion_mnist(int8_pair):
