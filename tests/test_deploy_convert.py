@@ -280,3 +280,21 @@ def test_cli_int8_flag_bad_input_is_one_line_and_exit_2(tmp_path, xnor_files):
     assert result.stderr.strip().splitlines() == [
         "error: --calibration_n must be a positive integer. Received: --calibration_n=0"]
     assert not (tmp_path / "a.tflite").exists()
+
+
+def test_int8_resnet18_stem_projections_and_head_on_reduced_inputs(fashion_pngs):
+    # ResNet-18 at 32×32 (ImageNet's 224 would be slow here), calibrated on an image
+    # folder (Fashion-MNIST PNGs, made RGB and resized by CIFAR-10's preprocessing).
+    tf.keras.utils.set_random_seed(7)
+    model = trained_like(models.build("resnet18", "xnor", input_shape=(32, 32, 3),
+                                      num_classes=10), np.random.default_rng(7))
+    result = convert_model(model, dataset="cifar10", int8_float_layers=True,
+                           calibration_data=fashion_pngs[0], calibration_n=16)
+    tflite = TFLiteModel(result.flatbuffer)
+    shapes = sorted(tflite.tensors[op.inputs[1]].shape for op in _int8_weighted_ops(tflite))
+    assert shapes == [(10, 1, 1, 512), (64, 7, 7, 3), (128, 1, 1, 64), (256, 1, 1, 128),
+                      (512, 1, 1, 256)]
+    assert tflite.op_census()["LceBconv2d"] == 16
+    assert result.report.summary()["int8_layers"] == ["conv1", "res3a_proj", "res4a_proj",
+                                                      "res5a_proj", "logits"]
+    assert "16 images from" in result.report.format()
