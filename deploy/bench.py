@@ -9,6 +9,9 @@ TFLite with XNNPACK, its fastest x86 path. The binary model runs on the selected
 runtime: by default ``auto`` (`deploy.runtime.default_runtime`: this project's native
 kernels on x86-64, LCE's elsewhere); the report says which kernels ran.
 
+``against``: other converted files (e.g. the same model converted with
+``--int8_float_layers``) timed on the same runtime in the same rounds.
+
 All runtimes are timed interleaved — one inference of each per round, in rotating
 order — so machine noise hits them alike; the report gives medians and ratios
 against the binary model measured in the same run.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect as py_inspect
+import os
 import time
 
 import numpy as np
@@ -174,7 +178,7 @@ def _keras_model(metadata, model_path, path):
 
 
 def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="auto", model_path=None,
-               int8=True, progress=True, seed=0) -> BenchResult:
+               int8=True, progress=True, seed=0, against=()) -> BenchResult:
     """Benchmarks ``tflite_path`` against its float32 (and int8) twins; see the module doc."""
     from xnor_keras.validation import integer_at_least
 
@@ -186,9 +190,18 @@ def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="auto", mod
     from deploy.runtime import make_interpreter
 
     binary = make_interpreter(flatbuffer, runtime, num_threads=threads)
+    others = []
+    for path in against:
+        other = make_interpreter(load_tflite(path)[1], runtime, num_threads=threads)
+        if other.input_shape != binary.input_shape:
+            raise DeployError(f"--against {path}: input {other.input_shape}, but "
+                              f"{tflite_path} takes {binary.input_shape}")
+        others.append((f"{os.path.basename(os.fspath(path))} ({other.name})", other))
     model = _keras_model(metadata, model_path, tflite_path)
     twins = twin_flatbuffers(model, int8=int8, seed=seed)
-    runners = [(f"binary ({binary.name})", binary),
+    base = f"{os.path.basename(os.fspath(tflite_path))} ({binary.name})" if others else \
+        f"binary ({binary.name})"
+    runners = [(base, binary), *others,
                ("float32 twin (TFLite+XNNPACK)", make_interpreter(twins["float32"], "tflite",
                                                                   num_threads=threads))]
     if int8:

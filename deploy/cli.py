@@ -2,10 +2,13 @@
 
     xnor-deploy convert MODEL -o OUT.tflite [--target arm64|x86_64|xcore]
                         [--dataset NAME] [--labels FILE] [--allow-float-fallback]
+                        [--int8_float_layers [--calibration_data DATASET|DIR]
+                         [--calibration_n 256]]
     xnor-deploy verify MODEL OUT.tflite [--data DATASET | --images DIR] [-n N]
                        [--tolerance 1e-3] [--runtime lce]
     xnor-deploy inspect OUT.tflite [--json]
     xnor-deploy bench OUT.tflite [--threads 1] [--runs 20] [--model MODEL] [--runtime auto]
+                      [--against OTHER.tflite]
     xnor-deploy bench OUT.tflite --profile [--threads 1] [--runs 20]   (per-op table, native)
     xnor-deploy predict OUT.tflite IMAGE... [--top 5] [--runtime auto]
     xnor-deploy fig4 [--out_dir out/fig4] [--runs 30]
@@ -42,6 +45,14 @@ flags.DEFINE_string("dataset", None, "convert: data set whose preprocessing and 
 flags.DEFINE_string("labels", None, "convert: text file with one class label per line.")
 flags.DEFINE_boolean("allow-float-fallback", False, "convert: accept binary layers that "
                      "cannot be lowered to binary ops (they run in float; the report says so).")
+flags.DEFINE_boolean("int8_float_layers", False, "convert: quantize the float conv/dense "
+                     "layers (stem, shortcut projections, head) to int8, calibrated on real "
+                     "images; binary layers stay LCE ops. Default: float, as in the paper.")
+flags.DEFINE_string("calibration_data", None, "convert: images for --int8_float_layers: a "
+                    "data set name (its train split) or an image directory (default: the "
+                    "model's data set).")
+flags.DEFINE_integer("calibration_n", None, "convert: number of calibration images for "
+                     "--int8_float_layers (default 256).")
 flags.DEFINE_string("data", None, "verify: data set (test split) or image-folder directory.")
 flags.DEFINE_string("images", None, "verify: directory of images to compare on.")
 flags.DEFINE_integer("n", None, "verify: number of inputs (default: 1000 from --data, all "
@@ -64,6 +75,9 @@ flags.DEFINE_integer("warmup", 3, "bench: untimed rounds first.")
 flags.DEFINE_string("model", None, "bench: Keras model for the float/int8 twins (default: "
                     "the architecture stored in the .tflite, random weights).")
 flags.DEFINE_boolean("int8", True, "bench: also time an int8 twin.")
+flags.DEFINE_multi_string("against", [], "bench: another converted .tflite (repeatable), "
+                          "timed on the same runtime in the same interleaved rounds, e.g. "
+                          "the --int8_float_layers conversion of the same model.")
 flags.DEFINE_boolean("profile", False, "bench: instead, a per-op time table of the binary model "
                      "on the native runtime (LCE ops timed in the delegate, other ops as one-op "
                      "models; see deploy.bench).")
@@ -121,7 +135,10 @@ def _convert(argv):
                           f"{', '.join(TARGETS)}")
     result = convert_file(model_path, FLAGS.output, target=FLAGS.target,
                           allow_float_fallback=FLAGS["allow-float-fallback"].value,
-                          dataset=FLAGS.dataset, labels_path=FLAGS.labels)
+                          dataset=FLAGS.dataset, labels_path=FLAGS.labels,
+                          int8_float_layers=FLAGS.int8_float_layers,
+                          calibration_data=FLAGS.calibration_data,
+                          calibration_n=FLAGS.calibration_n)
     print(result.report.format())
     print(f"wrote {FLAGS.output} ({result.report.file_bytes} bytes, target {FLAGS.target})")
     return 0
@@ -166,7 +183,7 @@ def _bench(argv):
                         runs=20 if FLAGS.runs is None else FLAGS.runs,
                         warmup=FLAGS.warmup, runtime=FLAGS.runtime or "auto",
                         model_path=FLAGS.model,
-                        int8=FLAGS.int8, seed=FLAGS.seed)
+                        int8=FLAGS.int8, seed=FLAGS.seed, against=FLAGS.against)
     print(json.dumps(result.as_dict()) if FLAGS.json else result.format())
     return 0
 

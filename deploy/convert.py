@@ -12,6 +12,12 @@ binary layer's ±1 filter (up to per-channel negation) must be found as an
 stored bitpacked (BWN layers). A binary layer found as float32 weights, or not found,
 is a float fallback: an error naming the layer unless ``allow_float_fallback``.
 
+With ``int8_float_layers`` the float convolutions and dense layers (stem, shortcut
+projections, head) are calibrated on real images (`deploy.calibration`) and lowered
+between fake-quant ops (`deploy.lowering.quantize`), which the converter turns into
+int8 ops; each such layer must then be found as an op with int8 weights in the file,
+or conversion fails naming it. Binary layers are converted exactly as without it.
+
 Example:
 
 >>> result = convert_file("runs/default/model.keras", "out/model.tflite",
@@ -219,6 +225,40 @@ def _check_binary_layers(tflite, plans, found, *, allow_float_fallback):
     return problems
 
 
+_INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _check_int8_layers(tflite, plans):
+    """Marks each int8 plan `Outcome.INT8` if an op of its scope has int8 weights;
+    raises for one the converter left in float."""
+    from deploy.lowering import Outcome
+
+    scoped = {}
+    for op in tflite.ops:
+        if op.name in _INT8_OPS and len(op.inputs) > 1 and \
+                tflite.tensors[op.inputs[1]].dtype == "INT8":
+            for t in op.outputs:
+                for scope in re.findall(r"(?:^|[;/])(L\d+)/", tflite.tensors[t].name):
+                    scoped.setdefault(scope, op.index)
+    for plan in plans:
+        if not plan.int8:
+            continue
+        if plan.scope not in scoped:
+            raise DeployError(f"layer {plan.name!r} ({plan.class_name}) was lowered for int8 "
+                              "but the converted file computes it in float (no int8 op of "
+                              "its scope)")
+        plan.outcome = Outcome.INT8
+
+
+def _calibrate(model, *, calibration_data, calibration_n, dataset, spec):
+    from deploy.calibration import calibrate, calibration_images
+
+    images, source = calibration_images(
+        calibration_data if calibration_data is not None else dataset, n=calibration_n,
+        input_shape=model.inputs[0].shape[1:], spec=spec)
+    return calibrate(model, images, source=source)
+
+
 def _lce_convert(lowered, lce_target):
     import larq_compute_engine as lce
     import tensorflow as tf
@@ -234,13 +274,18 @@ def _lce_convert(lowered, lce_target):
 
 
 def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=None,
-                  labels_path=None, source=None, sidecar=None) -> ConversionResult:
+                  labels_path=None, source=None, sidecar=None, int8_float_layers=False,
+                  calibration_data=None, calibration_n=None) -> ConversionResult:
     """Converts a loaded Keras model; see the module docstring.
 
     ``target``: ``"arm64"`` / ``"x86_64"`` (LCE's "arm" graph) or ``"xcore"``.
     ``dataset``: the data set whose preprocessing and labels to record (default:
     inferred from ``model.json`` beside the model, the model name or its input shape).
+    ``int8_float_layers``: quantize the float conv/dense layers to int8, calibrated on
+    ``calibration_n`` (default 256) images of ``calibration_data`` (a data set name or
+    an image directory; default: the model's data set, its train split).
     """
+    _check_int8_options(int8_float_layers, calibration_data, calibration_n)
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     import xnor_keras  # its __version__ goes into the metadata
@@ -250,12 +295,29 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
 
     dataset, dataset_source, spec, labels = _dataset_info(model, dataset, labels_path,
                                                           sidecar or {})
-    lowered = lower(model, allow_float_fallback=allow_float_fallback)
+    calibration = None
+    if int8_float_layers:
+        from deploy.calibration import DEFAULT_IMAGES
+
+        calibration = _calibrate(model, calibration_data=calibration_data,
+                                 calibration_n=calibration_n or DEFAULT_IMAGES,
+                                 dataset=dataset, spec=spec)
+    lowered = lower(model, allow_float_fallback=allow_float_fallback,
+                    int8_ranges=None if calibration is None else calibration.ranges)
     flatbuffer = _lce_convert(lowered, TARGETS[target])
     tflite = TFLiteModel(flatbuffer)
     found = _find_binary_layers(tflite, lowered.plans)
     problems = _check_binary_layers(tflite, lowered.plans, found,
                                     allow_float_fallback=allow_float_fallback)
+    _check_int8_layers(tflite, lowered.plans)
+    if calibration is not None:
+        for plan in lowered.plans:
+            if plan.int8:
+                r = calibration.ranges[plan.name]
+                plan.notes.append(
+                    f"int8, per-channel symmetric weights; activation ranges input "
+                    f"[{r.input.lo:.4g}, {r.input.hi:.4g}], output [{r.output.lo:.4g}, "
+                    f"{r.output.hi:.4g}] ({calibration.method} over {calibration.source})")
     owners = {}
     for plan in lowered.plans:
         match = found.get(plan.name)
@@ -274,6 +336,7 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
     report.target = target
     report.dataset = dataset
     report.dataset_source = dataset_source
+    report.calibration = None if calibration is None else calibration.as_dict()
     metadata = {
         "format": METADATA_FORMAT,
         "target": target,
@@ -290,6 +353,7 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
         "keras_config": model.to_json(),
         "summary": report.summary(),
         "layers": records,
+        "int8_calibration": report.calibration,
     }
     tflite.set_metadata(METADATA_NAME, json.dumps(metadata).encode("utf-8"))
     data = tflite.to_bytes()
@@ -297,9 +361,25 @@ def convert_model(model, *, target="arm64", allow_float_fallback=False, dataset=
     return ConversionResult(flatbuffer=data, report=report, metadata=metadata)
 
 
+def _check_int8_options(int8_float_layers, calibration_data, calibration_n):
+    from xnor_keras.validation import positive_int
+
+    if not isinstance(int8_float_layers, bool):
+        raise DeployError(f"int8_float_layers must be True or False. Received: "
+                          f"int8_float_layers={int8_float_layers!r}")
+    if calibration_n is not None:
+        positive_int("--calibration_n", calibration_n, error=DeployError)
+    if not int8_float_layers and (calibration_data is not None or calibration_n is not None):
+        raise DeployError("--calibration_data / --calibration_n calibrate the int8 float "
+                          "layers: pass --int8_float_layers too")
+
+
 def convert_file(model_path, out_path, *, target="arm64", allow_float_fallback=False,
-                 dataset=None, labels_path=None) -> ConversionResult:
-    """Loads ``model_path``, converts it and writes ``out_path`` atomically."""
+                 dataset=None, labels_path=None, int8_float_layers=False,
+                 calibration_data=None, calibration_n=None) -> ConversionResult:
+    """Loads ``model_path``, converts it and writes ``out_path`` atomically (see
+    `convert_model` for the options)."""
+    _check_int8_options(int8_float_layers, calibration_data, calibration_n)
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
     out_dir = os.path.dirname(os.path.abspath(os.fspath(out_path)))
@@ -312,7 +392,9 @@ def convert_file(model_path, out_path, *, target="arm64", allow_float_fallback=F
     model = load_keras_model(model_path)
     result = convert_model(model, target=target, allow_float_fallback=allow_float_fallback,
                            dataset=dataset, labels_path=labels_path, source=model_path,
-                           sidecar=_read_sidecar(model_path))
+                           sidecar=_read_sidecar(model_path),
+                           int8_float_layers=int8_float_layers,
+                           calibration_data=calibration_data, calibration_n=calibration_n)
     from xnor_keras.io import atomic_write
 
     atomic_write(out_path, result.flatbuffer)

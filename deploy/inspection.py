@@ -34,6 +34,7 @@ class Inspection:
     outputs: list
     metadata: dict | None
     report: report_lib.Report | None
+    int8_ops: dict = dataclasses.field(default_factory=dict)  # op name → ops with int8 weights
 
     def as_dict(self) -> dict:
         """JSON-able summary (``--json``)."""
@@ -44,6 +45,7 @@ class Inspection:
             "path": self.path, "file_bytes": self.file_bytes, "weight_bytes": self.weight_bytes,
             "op_census": self.census, "binary_macs": self.binary_macs,
             "float_macs": self.float_macs, "bitpacked_bconv_outputs": self.bitpacked_outputs,
+            "int8_weight_ops": self.int8_ops,
             "inputs": self.inputs, "outputs": self.outputs, "metadata": metadata,
         }
 
@@ -86,6 +88,9 @@ class Inspection:
                      f"{report_lib.human_count(self.float_macs)} float ({share:.1f}% binary); "
                      f"bitpacked LceBconv2d outputs: {self.bitpacked_outputs}, LceBMaxPool2d: "
                      f"{self.census.get('LceBMaxPool2d', 0)}")
+        if self.int8_ops:
+            lines.append("int8 ops (int8 weights, int8 activations): " + ", ".join(
+                f"{name}×{n}" for name, n in sorted(self.int8_ops.items())))
         if self.report is not None:
             lines.append("")
             lines.append(self.report.format())
@@ -96,7 +101,11 @@ def inspect_model(tflite, path="<memory>", file_bytes=None) -> Inspection:
     """Inspects a parsed `TFLiteModel`."""
     binary = floating = 0
     bitpacked = 0
+    int8_ops = {}
     for op in tflite.ops:
+        if len(op.inputs) > 1 and op.inputs[1] >= 0 and not op.custom and \
+                tflite.tensors[op.inputs[1]].dtype == "INT8":
+            int8_ops[op.name] = int8_ops.get(op.name, 0) + 1
         b, f = tflite.op_macs(op)
         binary += b
         floating += f
@@ -114,7 +123,7 @@ def inspect_model(tflite, path="<memory>", file_bytes=None) -> Inspection:
         census=dict(tflite.op_census()), binary_macs=binary, float_macs=floating,
         bitpacked_outputs=bitpacked,
         inputs=[_tensor(t) for t in tflite.inputs], outputs=[_tensor(t) for t in tflite.outputs],
-        metadata=metadata, report=report)
+        metadata=metadata, report=report, int8_ops=int8_ops)
 
 
 def _tensor(tensor):

@@ -31,6 +31,7 @@ KINDS = {
     "float": "float",
     "other": "",
     "fallback": "float (fallback)",
+    "int8": "int8 (calibrated)",
 }
 
 
@@ -76,6 +77,12 @@ class Report:
     dataset: str | None = None
     dataset_source: str | None = None
     unattributed_ops: int = 0
+    calibration: dict | None = None  # `deploy.calibration.Calibration.as_dict()`
+
+    @property
+    def int8_layers(self):
+        """The float layers that became int8 ops (``--int8_float_layers``)."""
+        return [r for r in self.rows if r.kind == "int8"]
 
     @property
     def binary_layers(self):
@@ -97,6 +104,8 @@ class Report:
             "float_twin_macs": sum(r.float_twin_macs for r in self.rows),
             "float_fallback_layers": [r.name for r in binary
                                       if r.kind in ("float-binary", "fallback")],
+            "int8_layers": [r.name for r in self.int8_layers],
+            "int8_macs": sum(r.float_macs for r in self.int8_layers),
         }
 
     def format(self) -> str:
@@ -135,6 +144,10 @@ class Report:
                    f"LCE binary ops (LceBconv2d), {s['binary_weight_layers']} binary-weight "
                    f"(BWN: 1-bit weights via LceDequantize, float MACs), "
                    f"{s['binary_layers_in_float']} in float")
+        if self.int8_layers:
+            out.append(f"int8 float layers: {', '.join(s['int8_layers'])} "
+                       f"({human_count(s['int8_macs'])} of the float MACs run in int8; "
+                       "approximate by design: see each layer's calibration note)")
         if self.dataset_source is not None:
             out.append(f"dataset: {self.dataset or 'none'} ({self.dataset_source})")
         notes = [(r.name, n) for r in self.rows for n in r.notes]

@@ -87,3 +87,22 @@ def test_bench_file_times_every_runner_every_run(xnor_tflite):
                          f"(TFLite+XNNPACK)")
     with pytest.raises(DeployError, match="--runs must be a positive integer"):
         bench_file(xnor_tflite[0], runs=0)
+
+
+def test_bench_against_times_another_file_in_the_same_rounds(xnor_tflite, tmp_path):
+    from deploy.convert import convert_model
+
+    copy = tmp_path / "copy.tflite"
+    copy.write_bytes(xnor_tflite[0].read_bytes())
+    result = bench_file(xnor_tflite[0], runs=3, warmup=0, runtime="lce", int8=False,
+                        progress=False, against=[copy])
+    assert result.labels == ["model.tflite (lce)", "copy.tflite (lce)",
+                             "float32 twin (TFLite+XNNPACK)"]
+    assert all(len(result.times[label]) == 3 for label in result.labels)
+    x = tf.keras.Input((8, 8, 3))
+    other = convert_model(tf.keras.Model(x, tf.keras.layers.Dense(2)(
+        tf.keras.layers.Flatten()(x)))).flatbuffer
+    (tmp_path / "other.tflite").write_bytes(other)
+    with pytest.raises(DeployError, match="--against .*other.tflite: input"):
+        bench_file(xnor_tflite[0], runs=1, runtime="lce", int8=False, progress=False,
+                   against=[tmp_path / "other.tflite"])

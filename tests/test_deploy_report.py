@@ -83,10 +83,22 @@ def test_summary_and_format_of_hand_written_rows():
         "binary_layers": 4, "binary_layers_in_binary_ops": 1, "binary_weight_layers": 1,
         "binary_layers_in_float": 2, "weight_bytes": 10, "float_twin_bytes": 48,
         "binary_macs": 100, "float_macs": 60, "float_twin_macs": 150,
-        "float_fallback_layers": ["c", "d"]}
+        "float_fallback_layers": ["c", "d"], "int8_layers": [], "int8_macs": 0}
     lines = r.format().splitlines()
     assert [line.split()[0] for line in lines[2:6]] == ["a", "b", "c", "d"]  # "e" is empty
     assert "FLOAT (binary layer!)" in lines[4] and "CONV_2D×2" in lines[4]
     assert "float (fallback)" in lines[5]
     assert "48 B of float32 weights: 4.0x smaller" in r.format()
     assert lines[-2:] == ["  d: k-bit", "WARNING: careful"]
+
+
+def test_int8_rows_are_counted_and_named():
+    rows = [_row("stem", "int8", float_macs=900, ops={"QUANTIZE": 1, "CONV_2D": 1}),
+            _row("body", "binary", binary_macs=5000, ops={"LceBconv2d": 1}),
+            _row("head", "float", float_macs=40, ops={"FULLY_CONNECTED": 1})]
+    r = report.Report(rows=rows, file_bytes=10)
+    s = r.summary()
+    assert s["int8_layers"] == ["stem"] and s["int8_macs"] == 900 and s["float_macs"] == 940
+    text = r.format()
+    assert "int8 (calibrated)" in text.splitlines()[2]
+    assert "int8 float layers: stem (900 of the float MACs run in int8;" in text

@@ -18,6 +18,15 @@ otherwise. A float cut passes only if every element is within its bound.
 The certificate PASSes exactly when every element of every segment passes; otherwise
 it names the first failing segment (execution order), the position and the values.
 
+**int8 float layers** (``xnor-deploy convert --int8_float_layers``) are not certified:
+a segment with an int8 op computes a quantized approximation of the Keras layer, whose
+error is set by the calibrated ranges and the data, not by float rounding, so no bound
+of this kind holds for it. Such a segment is not run; it is listed as "not certified:
+int8 quantized (approximate by design)", and the verdict says so explicitly — "PASS"
+then covers the certified segments only, which still run on Keras's values at their
+inputs, so the binary layers after an int8 layer are certified as before. How much the
+int8 layers cost is the end-to-end statistic of ``xnor-deploy verify``.
+
 Example:
 
 >>> cert = certify(model, flatbuffer, x, runtime="lce")      # doctest: +SKIP
@@ -34,10 +43,12 @@ import tensorflow as tf
 
 from deploy.certify.bounds import U, CertifyError, Estimate, propagate, signs_of
 from deploy.certify.executor import SegmentExecutor
-from deploy.certify.segments import Segment, find_segments
+from deploy.certify.segments import Segment, find_segments, quantized_ops
 from deploy.tflite_model import TFLiteModel, bitpack, unpack
 
-__all__ = ["LayerCheck", "Certificate", "certify"]
+__all__ = ["LayerCheck", "Certificate", "certify", "NOT_CERTIFIED_INT8"]
+
+NOT_CERTIFIED_INT8 = "not certified: int8 quantized (approximate by design)"
 
 _BATCH_BYTES = 128 << 20  # Keras values kept per batch of images
 
@@ -72,14 +83,22 @@ class LayerCheck:
     max_abs_diff: float = 0.0  # |runtime − Keras|
     max_bound_ratio: float = 0.0  # max |runtime − float64| / allowed
     offence: Offence | None = None
+    not_certified: str | None = None  # why the segment is not checked (int8 ops)
+
+    @property
+    def certified(self) -> bool:
+        return self.not_certified is None
 
     @property
     def passed(self) -> bool:
+        """No element outside its bound (vacuously true for a segment not certified:
+        see `Certificate.not_certified` and the verdict)."""
         return self.outside == 0
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["passed"] = self.passed
+        d["certified"] = self.certified
         return d
 
 
@@ -91,7 +110,13 @@ class Certificate:
 
     @property
     def passed(self) -> bool:
+        """Every certified check passed (segments not certified are named in the verdict)."""
         return all(check.passed for check in self.checks)
+
+    @property
+    def not_certified(self) -> list:
+        """The checks not certified (int8 segments)."""
+        return [c for c in self.checks if not c.certified]
 
     @property
     def first_failure(self) -> LayerCheck | None:
@@ -111,12 +136,19 @@ class Certificate:
 
     def format_verdict(self) -> str:
         """One line: PASS, or FAIL with the first offending layer and what was wrong."""
-        counts = (f"{len(self.checks)} layer checks on {self.images} input(s), "
+        skipped = self.not_certified
+        certified = len(self.checks) - len(skipped)
+        counts = (f"{certified} layer checks on {self.images} input(s), "
                   f"{self.sign_decisions:,} sign decisions, {self.inside:,} disagreements "
                   f"inside the rounding band, {self.outside:,} elements outside")
+        if skipped:
+            names = "; ".join(c.segment for c in skipped)
+            counts += (f"; NOT CERTIFIED, int8 quantized (approximate by design): "
+                       f"{len(skipped)} segment(s): {names}")
         failure = self.first_failure
         if failure is None:
-            return f"PASS ({self.runtime}): {counts}"
+            scope = " (certified segments only)" if skipped else ""
+            return f"PASS{scope} ({self.runtime}): {counts}"
         what = "sign outside the rounding band" if failure.sign else "value outside its bound"
         return (f"FAIL ({self.runtime}): layer {failure.layer!r} [{failure.segment}; ops "
                 f"{failure.ops}]: {failure.outside:,} element(s) with a {what}, worst at "
@@ -127,6 +159,9 @@ class Certificate:
                  "| max |Δ| vs Keras | max error / bound |",
                  "|---|---|---|---|---|---|---|---|"]
         for c in self.checks:
+            if not c.certified:
+                lines.append(f"| {c.segment} | {c.ops} | | | | {c.not_certified} | | |")
+                continue
             lines.append(f"| {c.segment} | {c.ops} | {c.elements:,} | {'yes' if c.sign else ''}"
                          f" | {c.disagreements_inside:,} | {c.outside:,} | {c.max_abs_diff:.3g}"
                          f" | {c.max_bound_ratio:.3g} |")
@@ -134,6 +169,7 @@ class Certificate:
 
     def as_dict(self) -> dict:
         return dict(runtime=self.runtime, images=self.images, passed=self.passed,
+                    not_certified=[c.segment for c in self.not_certified],
                     verdict=self.format_verdict(), sign_decisions=self.sign_decisions,
                     inside=self.inside, outside=self.outside,
                     checks=[c.as_dict() for c in self.checks])
@@ -179,7 +215,7 @@ def _chain(tensor, known: set) -> list:
 class _Plan:
     segment: Segment
     check: LayerCheck
-    executor: SegmentExecutor
+    executor: SegmentExecutor | None  # None: not certified
     nodes: list
     inputs: list  # Keras tensors of the input cuts
     output: object  # Keras tensor of the output cut
@@ -210,9 +246,12 @@ def _prepare(model, tflite: TFLiteModel, plans, runtime, num_threads) -> list:
         check = LayerCheck(segment=_describe(segment, nodes), layer=segment.output.layer,
                            ops=ops, sign=segment.output.bitpacked
                            or segment.output.binarized_input)
-        prepared.append(_Plan(segment, check, SegmentExecutor(part, runtime,
-                                                              num_threads=num_threads),
-                              nodes, inputs, output))
+        executor = None
+        if quantized_ops(tflite, segment):
+            check.not_certified = NOT_CERTIFIED_INT8
+        else:
+            executor = SegmentExecutor(part, runtime, num_threads=num_threads)
+        prepared.append(_Plan(segment, check, executor, nodes, inputs, output))
     return prepared
 
 
@@ -301,6 +340,8 @@ def certify(model, flatbuffer: bytes, x: np.ndarray, *, runtime: str = "lce",
         outputs = [outputs] if len(tensors) == 1 else outputs
         values = {id(t): np.asarray(v) for t, v in zip(tensors, outputs)}
         for plan in prepared:
+            if plan.executor is None:
+                continue  # not certified (int8 ops): see the module docstring
             estimate = _evaluate(plan, values)
             shape = values[id(plan.output)].shape[1:]
             results = np.stack([

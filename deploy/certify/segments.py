@@ -14,7 +14,8 @@ A *cut* is an activation tensor whose key differs from that of every op reading 
   the tensor is INT32), or
 - key ``Lk/in`` (bitpacked only): sign(input of Keras layer k).
 
-Never cuts: ``Lk/pre`` tensors (a folded pre-activation m·y + b that stands for the
+Never cuts: int8 tensors (the inside of an int8 float layer, ``--int8_float_layers``:
+the cut is the float tensor after its DEQUANTIZE), ``Lk/pre`` tensors (a folded pre-activation m·y + b that stands for the
 Keras tensor only through its sign), float ``Lk/in`` tensors (likewise), a tensor read
 by an op whose name also has a part of key ``Lk`` (the converter fused the rest of
 layer k into that op: BatchNorm's ADD with the next ReLU), and a tensor whose size is
@@ -41,7 +42,10 @@ import numpy as np
 from deploy.lowering import INPUT_SCOPE, PRE_SCOPE
 from deploy.tflite_model import TFLiteModel
 
-__all__ = ["Cut", "Segment", "find_cuts", "find_segments", "name_keys", "tensor_key"]
+__all__ = ["Cut", "Segment", "QUANTIZED_TYPES", "find_cuts", "find_segments", "name_keys",
+           "tensor_key", "quantized_ops"]
+
+QUANTIZED_TYPES = ("INT8", "UINT8")  # affine-quantized tensors (int8 float layers)
 
 _COMPONENT = re.compile(rf"^L(\d+)(?:/({INPUT_SCOPE}|{PRE_SCOPE}))?(?:/|$)")
 _SUB = {INPUT_SCOPE: 0, PRE_SCOPE: 1, None: 2}  # the order of keys within one layer
@@ -134,6 +138,8 @@ def find_cuts(model: TFLiteModel, plans, *, keras_size=None) -> dict:
         tensor = model.tensors[t]
         position, sub = key
         bitpacked = tensor.dtype == "INT32"
+        if tensor.dtype in QUANTIZED_TYPES and t not in outputs:
+            continue
         readers = [model.ops[i] for i in consumers.get(t, ())]
         if t not in outputs and t not in inputs:
             if sub == _SUB[PRE_SCOPE] or (sub == _SUB[INPUT_SCOPE] and not bitpacked):
@@ -161,6 +167,13 @@ def _fits(tensor, size: int, bitpacked: bool) -> bool:
         return int(np.prod(shape)) == size
     outer = int(np.prod(shape[:-1])) if shape else 0
     return bool(outer) and size % outer == 0 and -(-(size // outer) // 32) == shape[-1]
+
+
+def quantized_ops(model: TFLiteModel, segment: "Segment") -> list:
+    """The ops of ``segment`` that read or write an int8/uint8 tensor (int8 layers)."""
+    return [i for i in segment.ops
+            if any(t >= 0 and model.tensors[t].dtype in QUANTIZED_TYPES
+                   for t in (*model.ops[i].inputs, *model.ops[i].outputs))]
 
 
 def find_segments(model: TFLiteModel, plans, *, keras_size=None) -> list:

@@ -32,6 +32,11 @@ possible, while computing the same function:
   they stay float convolutions here and their ±α_c weights are stored in 1 bit by
   `deploy.convert` after conversion.
 
+**int8 float layers** (``lower(..., int8_ranges=...)``): the float convolutions and
+dense layers (stem, shortcut projections, head), with a BatchNorm and ReLU that alone
+read them folded in, are emitted between fake-quant ops that LCE's converter turns into
+int8 ops; see `deploy.lowering.quantize`. Binary layers are lowered as without it.
+
 A layer that cannot be lowered (k-bit quantizers, binary inputs with float weights,
 a layer kind without an LCE binary op) raises `LoweringError` naming it, unless
 ``allow_float_fallback=True``, in which case it runs in float and its plan says why.
@@ -53,6 +58,7 @@ Example:
 | `values`   | lowered-graph values and their origins (what a fold looks back at)   |
 | `emit`     | the graph walk that emits the lowered `tf.Module`: `lower`           |
 | `cost`     | float-twin parameters and MACs per layer (for the report)            |
+| `quantize` | ``int8_float_layers``: int8 chains, folded weights, fake-quant ops    |
 | `plan`     | `LayerPlan`, `Lowered`, `LoweringError`                              |
 """
 

@@ -22,6 +22,8 @@ from deploy.lowering.folding import (
     Affine, FoldError, MaxPool, Relu, fold_sign_chain, integer_threshold, per_channel)
 from deploy.lowering.plan import (
     INPUT_SCOPE, PRE_SCOPE, LayerPlan, Lowered, LoweringError, Role)
+from deploy.lowering.quantize import (
+    fake_quant_activation, fake_quant_weights, folded_weights, int8_chains)
 from deploy.lowering.values import (
     AffineOrigin, BconvOrigin, MaxPoolOrigin, ReluOrigin, SignOrigin, Value)
 from xnor_keras import scaling
@@ -47,9 +49,13 @@ def _same_padded(x, *, padding, pad_values, kernel_size, strides, dilation):
 class _Lowering:
     """One lowering run: pre-pass (specs, variables), then the traced walk."""
 
-    def __init__(self, model, *, allow_float_fallback):
+    def __init__(self, model, *, allow_float_fallback, int8_ranges=None):
         self.model = model
         self.allow = allow_float_fallback
+        self.int8_ranges = int8_ranges
+        self.int8 = {}  # id(layer) → (its Int8Chain, its index in the chain)
+        self.int8_weights = {}  # chain name → folded (kernel, bias)
+        self.int8_skipped = {}  # layer name → why it stays float
         self.plans = {}
         self.order = []
         self.specs = {}
@@ -58,6 +64,8 @@ class _Lowering:
         self.scopes = {}
         self.sign_layers = set()
         self._prepass(model)
+        if int8_ranges is not None:
+            self._int8_prepass(model)
 
     # ---------------------------------------------------------------- pre-pass
     def _prepass(self, model):
@@ -101,6 +109,16 @@ class _Lowering:
             if plan.role is Role.OTHER and layer.weights:
                 plan.role = Role.FLOAT
 
+    def _int8_prepass(self, model):
+        chains, self.int8_skipped = int8_chains(model)
+        for chain in chains:
+            if chain.name not in self.int8_ranges:
+                raise LoweringError(f"layer {chain.name!r}: no calibrated int8 ranges")
+            self.int8_weights[chain.name] = folded_weights(chain)
+            self.plans[id(chain.layers[0])].int8 = True
+            for i, layer in enumerate(chain.layers):
+                self.int8[id(layer)] = (chain, i)
+
     # ---------------------------------------------------------------- walk
     def run(self, x):
         # TensorFlow may trace more than once: the plans' notes describe one trace.
@@ -126,6 +144,11 @@ class _Lowering:
         return [values[id(t)] for t in model.outputs]
 
     def _layer(self, layer, node, args, plan):
+        if id(layer) in self.int8:
+            return [self._int8(*self.int8[id(layer)], args[0], plan)]
+        if layer.name in self.int8_skipped:
+            plan.notes.append(f"stays float with --int8_float_layers: "
+                              f"{self.int8_skipped[layer.name]}")
         if id(layer) in self.specs:
             return [self._binary(layer, self.specs[id(layer)], args[0], plan)]
         if plan.role is Role.FALLBACK:
@@ -206,6 +229,47 @@ class _Lowering:
                          origin=SignOrigin(value.tensor))
         return Value(self._shaped_like(lq_math.sign(t), value.tensor), flat=value.flat,
                      origin=SignOrigin(self._shaped_like(t, value.tensor)))
+
+    # ---------------------------------------------------------------- int8 layers
+    def _int8(self, chain, index, value, plan):
+        """One layer of an int8 chain (`deploy.lowering.quantize`): the first emits
+        fake-quant(input) and the convolution with the folded, fake-quantized kernel;
+        the last the bias, ReLU and fake-quant(output), in its own name scope, so that
+        the converted int8 op's output names the Keras tensor it stands for."""
+        kernel, bias = self.int8_weights[chain.name]
+        y = value.tensor
+        if index == 0:
+            layer = chain.layers[0]
+            x = fake_quant_activation(value.keras(), self.int8_ranges[chain.name].input)
+            if chain.kind == "dense":
+                x = tf.reshape(x, [-1, 1, 1, kernel.shape[0]])
+                y = tf.nn.conv2d(x, fake_quant_weights(kernel.reshape(1, 1, *kernel.shape)),
+                                 strides=1, padding="VALID")
+                plan.lowering = "int8 1×1 conv (per-channel weights)"
+            elif chain.kind == "conv":
+                y = tf.nn.conv2d(x, fake_quant_weights(kernel), strides=list(layer.strides),
+                                 padding=layer.padding.upper(),
+                                 dilations=list(layer.dilation_rate))
+                plan.lowering = f"int8 {kernel.shape[0]}×{kernel.shape[1]} conv"
+            else:
+                y = tf.nn.depthwise_conv2d(x, fake_quant_weights(kernel, depthwise=True),
+                                           strides=[1, *layer.strides, 1],
+                                           padding=layer.padding.upper(),
+                                           dilations=list(layer.dilation_rate))
+                plan.lowering = f"int8 {kernel.shape[0]}×{kernel.shape[1]} depthwise conv"
+            folded = [other.name for other in chain.layers[1:]]
+            if folded:
+                plan.lowering += f" + {' + '.join(folded)}"
+        else:
+            plan.lowering = f"folded into {chain.name!r} (int8)"
+        if index == len(chain.layers) - 1:
+            y = tf.nn.bias_add(y, tf.constant(bias))
+            if chain.relu:
+                y = tf.nn.relu(y)
+            y = fake_quant_activation(y, self.int8_ranges[chain.name].output)
+            if chain.kind == "dense":
+                y = tf.reshape(y, [-1, kernel.shape[-1]])
+        return Value(y)
 
     # ---------------------------------------------------------------- binary layers
     def _binary(self, layer, spec, value, plan):
@@ -397,8 +461,13 @@ class _Module(tf.Module):
         return {"output": self._lowering.run(x)}
 
 
-def lower(model: tf.keras.Model, *, allow_float_fallback: bool = False) -> Lowered:
+def lower(model: tf.keras.Model, *, allow_float_fallback: bool = False,
+          int8_ranges: dict | None = None) -> Lowered:
     """Lowers ``model`` (single input, single output, NHWC) for LCE; see `deploy.lowering`.
+
+    ``int8_ranges``: {float layer name: `quantize.ChainRanges`} for every int8 chain
+    (`deploy.calibration.calibrate`): its float layers are emitted as int8 (see
+    `deploy.lowering.quantize`); None keeps them float.
 
     Raises `LoweringError` naming the first binary layer that cannot be lowered,
     unless ``allow_float_fallback``.
@@ -410,7 +479,8 @@ def lower(model: tf.keras.Model, *, allow_float_fallback: bool = False) -> Lower
     if any(d is None for d in input_shape):
         raise LoweringError(f"the model's input shape {(None, *input_shape)} must be fully "
                             "defined apart from the batch size")
-    lowering = _Lowering(model, allow_float_fallback=allow_float_fallback)
+    lowering = _Lowering(model, allow_float_fallback=allow_float_fallback,
+                         int8_ranges=int8_ranges)
     variables = list(model.variables) + list(lowering.kernels.values())
     module = _Module(lowering, variables)
     try:

@@ -51,6 +51,7 @@ class Outcome(enum.StrEnum):
     BINARY_WEIGHT = "binary-weight"  # its ±α_c constant was found (and is stored 1-bit)
     FLOAT = "float"
     OTHER = "other"
+    INT8 = "int8"  # a float layer found as an int8 op (``int8_float_layers``)
 
 
 @dataclasses.dataclass
@@ -61,7 +62,8 @@ class LayerPlan:
     ``filter_signs``: for binary and binary-weight layers, the ±1 pattern of the filter
     in TFLite layout (C_out, kh, kw, C_in) for conv-lowered layers, (units, inputs) for
     BWN dense layers. ``outcome``: an `Outcome`, None until ``deploy.convert`` has
-    checked the converted file.
+    checked the converted file. ``int8``: a float layer the lowering emitted as int8
+    (`deploy.lowering.quantize`).
     """
 
     name: str
@@ -75,6 +77,7 @@ class LayerPlan:
     fallback_reason: str | None = None
     scope: str = ""
     outcome: Outcome | None = None
+    int8: bool = False
 
 
 @dataclasses.dataclass
