@@ -9,7 +9,9 @@ Two parts, on the same inputs — test images of a data set, an image folder
    float32 rounding bound derived per op; a sign may differ from Keras's only where the
    pre-activation is within that bound of 0. PASS exactly when every element of every
    piece does; otherwise FAIL naming the first offending layer, the position and the
-   values (exit status 1).
+   values (exit status 1). Pieces holding int8 ops (``convert --int8_float_layers``) are
+   approximate by design: they are not run, and the verdict reads "PASS (certified
+   segments only) … NOT CERTIFIED, int8 quantized" naming them.
 2. **End-to-end statistics**, reported, not deciding: max |Δ| of any output, the
    logit range, top-1 agreement, the share of inputs within ``tolerance`` × range, and
    the noise floor (Keras against itself under a one-rounding input change). A binary
