@@ -91,7 +91,10 @@ class BoardRunner:
         self.runtime, self.version, module = load_runtime(runtime,
                                                           allow_unverified=allow_unverified)
         self.threads = threads
-        self._library = ctypes.CDLL(os.path.abspath(delegate_path))
+        try:
+            self._library = ctypes.CDLL(os.path.abspath(delegate_path))
+        except OSError as error:  # e.g. built for another machine
+            raise BoardError(f"delegate {delegate_path}: {_first_line(error)}") from None
         self._library.xnor_keras_delegate_info.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
                                                            ctypes.c_int]
         try:

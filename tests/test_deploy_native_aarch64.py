@@ -136,6 +136,8 @@ def test_board_errors_are_one_line(arm64_python, arm64_delegate, board_model, tm
           "--output", "y.npy", "--runtime", "ai_edge_litert"), "error: no TFLite runtime"),
         (("--model", board_model, "--delegate", arm64_delegate, "--inputs", "bad.npy",
           "--output", "y.npy", "--threads", "0"), "error: threads must be a positive"),
+        (("--model", board_model, "--delegate", board_model, "--inputs", "bad.npy",
+          "--output", "y.npy"), f"error: delegate {board_model}: "),
     ]
     for args, message in cases:
         result = _board(arm64_python, *args, cwd=tmp_path)
