@@ -11,7 +11,10 @@ the delegate checks it when it is applied and fails with an error if it does not
 Build: the first use compiles the library with the system C++ compiler (``g++``, or
 ``$CXX``) into ``$XNOR_KERAS_NATIVE_CACHE`` (default ``~/.cache/xnor_keras/native``),
 keyed by a hash of the sources, compiler and flags; later uses load the cached file.
-``python -m deploy.native`` builds it ahead of time (``scripts/install.sh`` does).
+``python -m deploy.native`` builds it ahead of time (``scripts/install.sh`` does);
+``--target aarch64`` cross-builds it on x86-64 for ARM64 Linux boards (run there with
+``deploy/board.py``), ``--sanitize`` builds the AddressSanitizer/UBSan variant the fuzz
+test loads, ``--output PATH`` copies the result.
 
 Environment: ``XNOR_KERAS_NATIVE_ISA`` = ``auto`` (default: ``avx512`` where the CPU has
 AVX512F/BW/VL + VPOPCNTDQ and the OS enables the zmm state, else ``avx2``, ``neon``,
@@ -30,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -43,7 +47,7 @@ from concurrent import futures
 from pathlib import Path
 
 from deploy.cache import cache_dir
-from deploy.errors import DeployError
+from deploy.errors import DeployError, first_line
 from deploy.tflite_model import LCE_OPS, TFLiteFormatError, TFLiteModel
 from deploy.tflite_runner import TFLiteRunner, load_interpreter
 from deploy.validation import validate_bytes
@@ -51,7 +55,10 @@ from deploy.validation import validate_bytes
 __all__ = [
     "NATIVE_DIR",
     "ISAS",
+    "TARGETS",
+    "BuildSpec",
     "build_library",
+    "sanitizer_preload",
     "library_info",
     "load_delegate",
     "delegate_report",
@@ -71,12 +78,70 @@ CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-ffp-contract=off", "-fvisibility=hid
             "-pthread", "-Wall", "-Wextra")
 
 
-def _compiler() -> str:
-    compiler = os.environ.get("CXX", "g++")
-    if shutil.which(compiler) is None:
-        raise DeployError(f"the native kernels need a C++17 compiler ({compiler!r} not found); "
-                          "run scripts/install.sh")
-    return compiler
+TARGETS = ("host", "aarch64")
+# Compilers for targets other than this machine: "aarch64" on x86-64 is a cross-build
+# (Debian's g++-aarch64-linux-gnu); on an aarch64 host (Raspberry Pi OS, ...) it is the
+# host and builds with $CXX / g++.
+CROSS_COMPILERS = {"aarch64": "aarch64-linux-gnu-g++"}
+# The fuzz build (tests/test_native_fuzz.py): loading it needs LD_PRELOAD of libasan and
+# libubsan (`sanitizer_preload`).
+SANITIZER_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildSpec:
+    """What to build: ``target`` (`TARGETS`) and ``sanitize`` (`SANITIZER_FLAGS`)."""
+
+    target: str = "host"
+    sanitize: bool = False
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise DeployError(f"target must be one of {', '.join(TARGETS)}. "
+                              f"Received: target={self.target!r}")
+
+    @property
+    def machine(self) -> str:
+        """The target's ``platform.machine()``."""
+        return platform.machine() if self.target == "host" else self.target
+
+    @property
+    def flags(self) -> tuple:
+        return CXXFLAGS + (SANITIZER_FLAGS if self.sanitize else ())
+
+    @property
+    def link_flags(self) -> tuple:
+        # Not -static-libstdc++ for cross-builds: bookworm's libstdc++.a needs glibc 2.36,
+        # the shared one only GLIBC_2.17 (+ GCC 12's libstdc++, GLIBCXX_3.4.30).
+        return SANITIZER_FLAGS[:1] if self.sanitize else ()
+
+    @property
+    def stem(self) -> str:
+        """``libxnor_kernels`` plus ``-aarch64`` (cross-build) and ``-asan``."""
+        parts = ["libxnor_kernels"]
+        if self.machine != platform.machine():
+            parts.append(self.machine)
+        if self.sanitize:
+            parts.append("asan")
+        return "-".join(parts)
+
+    def compiler(self) -> str:
+        """The C++ compiler for this target; `DeployError` if it is not installed."""
+        if self.machine == platform.machine():
+            compiler = os.environ.get("CXX", "g++")
+            if shutil.which(compiler) is None:
+                raise DeployError(f"the native kernels need a C++17 compiler ({compiler!r} not "
+                                  "found); run scripts/install.sh")
+            return compiler
+        compiler = CROSS_COMPILERS.get(self.machine)
+        if compiler is None:
+            raise DeployError(f"no cross compiler known for {self.machine} on "
+                              f"{platform.machine()}")
+        if shutil.which(compiler) is None:
+            raise DeployError(f"cross-building the native kernels for {self.machine} needs "
+                              f"{compiler} (not found); run scripts/install.sh native "
+                              "(Debian package g++-aarch64-linux-gnu)")
+        return compiler
 
 
 def _cache_dir() -> Path:
@@ -92,37 +157,41 @@ def _source_files() -> list[Path]:
     return files
 
 
-def _digest(compiler: str) -> str:
+def _digest(compiler: str, spec: BuildSpec) -> str:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     h = hashlib.sha256()
-    for part in (version, platform.machine(), " ".join(CXXFLAGS)):
+    for part in (version, spec.machine, " ".join(spec.flags + spec.link_flags)):
         h.update(part.encode() + b"\0")
     for path in _source_files():
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
-_built: dict = {}  # this process's library, once found or built
+_built: dict = {}  # this process's libraries by BuildSpec, once found or built
 
 
-def build_library(*, force: bool = False) -> Path:
+def build_library(*, force: bool = False, target: str = "host",
+                  sanitize: bool = False) -> Path:
     """Path of the compiled kernel library, compiling it first if needed.
 
-    Concurrent callers (processes) wait for one build; the library appears atomically.
-    Raises `DeployError` (with the compiler's first error line and the log's path) when
-    compilation fails.
+    ``target="aarch64"`` cross-builds for ARM64 Linux on x86-64 (with
+    ``aarch64-linux-gnu-g++``; on an aarch64 host it is the host build); ``sanitize``
+    adds AddressSanitizer + UBSan (`SANITIZER_FLAGS`). Concurrent callers (processes)
+    wait for one build; the library appears atomically in the cache directory. Raises
+    `DeployError` when the compiler is missing or compilation fails (with the
+    compiler's first error line and the log's path).
     """
-    if "path" in _built and not force:
-        return _built["path"]
-    _built["path"] = _build(force)
-    return _built["path"]
+    spec = BuildSpec(target, sanitize)
+    if spec not in _built or force:
+        _built[spec] = _build(spec, force)
+    return _built[spec]
 
 
-def _build(force: bool) -> Path:
-    compiler = _compiler()
+def _build(spec: BuildSpec, force: bool) -> Path:
+    compiler = spec.compiler()
     cache = _cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"libxnor_kernels-{_digest(compiler)}.so"
+    target = cache / f"{spec.stem}-{_digest(compiler, spec)}.so"
     if target.exists() and not force:
         return target
     with open(cache / ".lock", "w") as lock:
@@ -131,7 +200,7 @@ def _build(force: bool) -> Path:
             return target
         with tempfile.TemporaryDirectory(dir=cache) as work:
             objects = [Path(work) / (name + ".o") for name in LIBRARY_SOURCES]
-            commands = [[compiler, *CXXFLAGS, "-c", str(NATIVE_DIR / name), "-o", str(obj)]
+            commands = [[compiler, *spec.flags, "-c", str(NATIVE_DIR / name), "-o", str(obj)]
                         for name, obj in zip(LIBRARY_SOURCES, objects)]
             with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
                 for result in pool.map(_run_compiler, commands):
@@ -139,10 +208,25 @@ def _build(force: bool) -> Path:
             linked = Path(work) / target.name
             exports = NATIVE_DIR / "exports.map"
             _raise_on_failure(_run_compiler(
-                [compiler, "-shared", "-pthread", f"-Wl,--version-script={exports}",
-                 *map(str, objects), "-o", str(linked)]), cache)
+                [compiler, "-shared", "-pthread", *spec.link_flags,
+                 f"-Wl,--version-script={exports}", *map(str, objects), "-o", str(linked)]),
+                cache)
             os.replace(linked, target)
     return target
+
+
+def sanitizer_preload() -> str:
+    """``LD_PRELOAD`` value that lets a non-sanitized Python load the ``sanitize`` build:
+    the host compiler's libasan and libubsan (ASan's runtime must come first)."""
+    compiler = BuildSpec().compiler()
+    paths = []
+    for name in ("libasan.so", "libubsan.so"):
+        path = subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True,
+                              text=True).stdout.strip()
+        if not os.path.isabs(path) or not os.path.exists(path):
+            raise DeployError(f"{compiler} has no {name} (Debian: libasan8 / libubsan1)")
+        paths.append(os.path.realpath(path))
+    return ":".join(paths)
 
 
 def _run_compiler(command):
@@ -283,14 +367,43 @@ def make_interpreter(flatbuffer: bytes, *, num_threads: int = 1,
 
 
 def main(argv=None) -> int:
-    """``python -m deploy.native``: build the library, print its path and kernel path."""
-    del argv
+    """``python -m deploy.native [--target host|aarch64] [--sanitize] [--output PATH]``:
+    build the library (or find it in the cache) and print its path — and, for the host
+    build, the kernel path it selects on this CPU; ``--output`` also copies it to PATH
+    (atomically). Bad flags or a missing compiler: one ``error:`` line, exit status 2."""
+    from absl import flags
+
+    values = flags.FlagValues()
+    flags.DEFINE_enum("target", "host", TARGETS, "host, or aarch64 (cross-build on x86-64 "
+                      "with aarch64-linux-gnu-g++; the host build on an aarch64 machine).",
+                      flag_values=values)
+    flags.DEFINE_boolean("sanitize", False, "build with -fsanitize=address,undefined (the "
+                         "fuzz build; loading it needs LD_PRELOAD of libasan and libubsan).",
+                         flag_values=values)
+    flags.DEFINE_string("output", None, "also copy the library to this path.",
+                        flag_values=values)
     try:
-        info = library_info()
-    except DeployError as error:
-        print(f"error: {error}", file=sys.stderr)
+        extra = values(list(sys.argv if argv is None else argv))[1:]
+        if extra:
+            raise DeployError(f"unexpected arguments: {' '.join(extra)}")
+        spec = BuildSpec(values.target, values.sanitize)
+        path = build_library(target=spec.target, sanitize=spec.sanitize)
+        # Only a plain host build can be loaded into this process to ask its ISA.
+        native_here = spec.machine == platform.machine() and not spec.sanitize
+        description = f"{path} ({library_info()['isa']})" if native_here else \
+            f"{path} ({spec.machine}{', sanitizers' if spec.sanitize else ''})"
+        if values.output:
+            output = Path(values.output)
+            if not output.parent.is_dir():
+                raise DeployError(f"--output: directory {output.parent} does not exist")
+            from xnor_keras.io import atomic_write  # imports TensorFlow: only when needed
+
+            atomic_write(output, path.read_bytes())
+            description += f" -> {output}"
+    except (flags.Error, DeployError) as error:
+        print(f"error: {first_line(error)}", file=sys.stderr)
         return 2
-    print(f"{info['path']} ({info['isa']})")
+    print(description)
     return 0
 
 

@@ -59,8 +59,11 @@ class TFLiteRunner:
 
     def __init__(self, interpreter, *, num_threads: int = 1):
         self.interpreter = interpreter
-        details_in = interpreter.get_input_details()
-        details_out = interpreter.get_output_details()
+        try:
+            details_in = interpreter.get_input_details()
+            details_out = interpreter.get_output_details()
+        except UnicodeDecodeError:  # a corrupt tensor name (tests/test_native_fuzz.py)
+            raise DeployError("the model's input/output tensor names are not UTF-8") from None
         if len(details_in) != 1 or len(details_out) != 1:
             raise DeployError(f"models with {len(details_in)} inputs / {len(details_out)} "
                               "outputs are not supported")
@@ -81,5 +84,10 @@ class TFLiteRunner:
             raise DeployError(f"input shape {x.shape} does not match the model's "
                               f"{self.input_shape}")
         self.interpreter.set_tensor(self._input["index"], quantize(x, self._quant_in))
-        self.interpreter.invoke()
+        try:
+            self.interpreter.invoke()
+        except RuntimeError as error:  # a kernel's check on a corrupt model
+            lines = [line for line in str(error).strip().splitlines() if line.strip()]
+            raise DeployError(f"TensorFlow Lite failed to run this model: "
+                              f"{lines[0] if lines else error}") from None
         return dequantize(self.interpreter.get_tensor(self._output["index"]), self._quant_out)

@@ -110,6 +110,19 @@ BConvProblem BConvPlanLayout(const internal::IsaOps& ops, Isa isa, const BConvSp
   if (s.filter_h < 1 || s.filter_w < 1) return Bad("filter size must be >= 1", s.filter_h);
   if (s.stride_h < 1 || s.stride_w < 1) return Bad("strides must be >= 1", s.stride_h);
   if (s.dilation_h < 1 || s.dilation_w < 1) return Bad("dilations must be >= 1", s.dilation_h);
+  // Upper bounds (far beyond real layers) that keep the geometry below inside int
+  // arithmetic; without them a corrupt model overflows it (tests/test_native_fuzz.py).
+  constexpr int kMaxWindow = 1 << 14, kMaxInput = 1 << 16, kMaxChannels = 1 << 20;
+  if (s.in_h > kMaxInput || s.in_w > kMaxInput) return Bad("input height and width must be <= 65536", s.in_h);
+  if (s.filter_h > kMaxWindow || s.filter_w > kMaxWindow) return Bad("filter size must be <= 16384", s.filter_h);
+  if (s.stride_h > kMaxWindow || s.stride_w > kMaxWindow) return Bad("strides must be <= 16384", s.stride_h);
+  if (s.dilation_h > kMaxWindow || s.dilation_w > kMaxWindow) return Bad("dilations must be <= 16384", s.dilation_h);
+  if (s.channels_in > kMaxChannels || s.channels_out > kMaxChannels) {
+    return Bad("channels must be <= 2^20", s.channels_in);
+  }
+  if (static_cast<int64_t>(s.filter_h) * s.filter_w * s.channels_in > (int64_t{1} << 28)) {
+    return Bad("the receptive field must be <= 2^28 values", s.filter_h);
+  }
   if (s.pad_value != 0 && s.pad_value != 1) return Bad("pad_values must be 0 or 1", s.pad_value);
   if (s.activation < kActNone || s.activation > kActRelu6) {
     return Bad("unsupported fused activation", s.activation);

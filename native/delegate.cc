@@ -356,7 +356,8 @@ class Partition {
     }
     auto get = [&](const char* key, int* out) {
       int64_t v;
-      if (!options.GetInt(key, &v)) return false;
+      // Bounded so that no later int arithmetic on an option can overflow.
+      if (!options.GetInt(key, &v) || v < -(1 << 24) || v > (1 << 24)) return false;
       *out = static_cast<int>(v);
       return true;
     };
@@ -371,7 +372,10 @@ class Partition {
     } else {
       ok = ok && get("filter_height", &op->filter_h) && get("filter_width", &op->filter_w);
     }
-    if (!ok) return Error(context, "node %d: missing custom option", op->node_index);
+    if (!ok) {
+      return Error(context, "node %d: missing or out-of-range (beyond 2^24) custom option",
+                   op->node_index);
+    }
     if (padding != 0 && padding != 1) {
       return Error(context, "node %d: unknown padding %d", op->node_index, padding);
     }
@@ -632,6 +636,47 @@ TfLiteStatus CheckAbi(TfLiteContext* context, const std::vector<int>& nodes) {
   return kTfLiteOk;
 }
 
+// Refuses graphs whose nodes read a tensor before (or without) the node that writes it
+// runs, or with two writers of one tensor: TFLite's flatbuffer checks allow them, and
+// ReplaceNodeSubsetsWithDelegateKernels corrupts its heap partitioning such a graph
+// (found by tests/test_native_fuzz.py: an ADD reading a later LceQuantize's input).
+TfLiteStatus CheckExecutionOrder(TfLiteContext* context, const TfLiteIntArray* plan) {
+  std::vector<int> writer(context->tensors_size, -1);  // plan position writing each tensor
+  std::vector<std::pair<TfLiteNode*, int>> nodes;
+  for (int p = 0; p < plan->size; ++p) {
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* reg = nullptr;
+    if (context->GetNodeAndRegistration(context, plan->data[p], &node, &reg) != kTfLiteOk ||
+        node->inputs == nullptr || node->outputs == nullptr) {
+      return kTfLiteError;
+    }
+    for (int i = 0; i < node->outputs->size; ++i) {
+      const int t = node->outputs->data[i];
+      if (t < 0 || t >= static_cast<int>(context->tensors_size) || writer[t] >= 0) {
+        context->ReportError(context, "xnor_keras native kernels: node %d: output tensor %d "
+                             "is out of range or written twice", plan->data[p], t);
+        return kTfLiteError;
+      }
+      writer[t] = p;
+    }
+    nodes.emplace_back(node, plan->data[p]);
+  }
+  for (int p = 0; p < plan->size; ++p) {
+    const TfLiteIntArray* inputs = nodes[p].first->inputs;
+    for (int i = 0; i < inputs->size; ++i) {
+      const int t = inputs->data[i];
+      if (t >= static_cast<int>(context->tensors_size) ||
+          (t >= 0 && writer[t] >= p)) {
+        context->ReportError(context, "xnor_keras native kernels: node %d reads tensor %d "
+                             "before it is written (the graph is not in execution order)",
+                             nodes[p].second, t);
+        return kTfLiteError;
+      }
+    }
+  }
+  return kTfLiteOk;
+}
+
 TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
   auto* state = static_cast<DelegateState*>(delegate->data_);
   TfLiteIntArray* plan = nullptr;
@@ -652,6 +697,7 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
   }
   if (nodes.empty()) return kTfLiteOk;
   if (CheckAbi(context, nodes) != kTfLiteOk) return kTfLiteDelegateError;
+  if (CheckExecutionOrder(context, plan) != kTfLiteOk) return kTfLiteError;
   std::vector<int> list(nodes.size() + 1);
   list[0] = static_cast<int>(nodes.size());
   std::copy(nodes.begin(), nodes.end(), list.begin() + 1);

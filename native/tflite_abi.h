@@ -31,9 +31,12 @@
 
 extern "C" {
 
-typedef enum { kTfLiteOk = 0, kTfLiteError = 1, kTfLiteDelegateError = 2 } TfLiteStatus;
+// The enums have a fixed underlying type (int, as TFLite's C enums): TFLite hands us
+// values beyond those declared here (e.g. kTfLiteUInt16 = 17), which would otherwise be
+// undefined behaviour to load (UBSan, tests/test_native_fuzz.py).
+typedef enum : int { kTfLiteOk = 0, kTfLiteError = 1, kTfLiteDelegateError = 2 } TfLiteStatus;
 
-typedef enum {
+typedef enum : int {
   kTfLiteNoType = 0,
   kTfLiteFloat32 = 1,
   kTfLiteInt32 = 2,
@@ -46,7 +49,7 @@ typedef enum {
   kTfLiteInt8 = 9,
 } TfLiteType;
 
-typedef enum {
+typedef enum : int {
   kTfLiteMemNone = 0,
   kTfLiteMmapRo = 1,
   kTfLiteArenaRw = 2,
