@@ -123,6 +123,12 @@ XK_TARGET inline void FastTransformPanel(const BConvView& p, const int32_t* acc,
     y0 = _mm256_add_ps(y0, _mm256_loadu_ps(corr));
     y1 = _mm256_add_ps(y1, _mm256_loadu_ps(corr + 8));
   }
+  if (p.pixel_scale.scale != nullptr) {  // clamp(y * K[pixel], lo, hi), see bconv.h
+    const __m256 k = _mm256_set1_ps(p.pixel_scale.scale[t.pixel]);
+    const __m256 lo_f = _mm256_set1_ps(p.pixel_scale.lo), hi_f = _mm256_set1_ps(p.pixel_scale.hi);
+    y0 = _mm256_min_ps(hi_f, _mm256_max_ps(lo_f, _mm256_mul_ps(y0, k)));
+    y1 = _mm256_min_ps(hi_f, _mm256_max_ps(lo_f, _mm256_mul_ps(y1, k)));
+  }
   float* dst = reinterpret_cast<float*>(output) + t.pixel * p.out_depth + t.oc0;
   if (t.valid == 16) {
     _mm256_storeu_ps(dst, y0);
