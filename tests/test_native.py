@@ -375,7 +375,13 @@ def test_float_ops_stay_on_xnnpack(fashion_flatbuffer):
 def test_batch_resize(fashion_flatbuffer):
     """Inputs resized after loading (here to a batch of 3) re-plan the binary ops."""
     x = np.random.default_rng(5).normal(size=(3, 28, 28, 1)).astype(np.float32)
-    interpreter = native.tflite_interpreter(fashion_flatbuffer)
+    batched, singles = batch_and_singles(native.tflite_interpreter(fashion_flatbuffer), x)
+    np.testing.assert_array_equal(batched, np.concatenate(singles))
+
+
+def batch_and_singles(interpreter, x):
+    """``interpreter``'s outputs for each sample of ``x`` alone, then (input resized)
+    for the whole batch: ``(batched output, [single outputs])``."""
     index = interpreter.get_input_details()[0]["index"]
     output = interpreter.get_output_details()[0]["index"]
     singles = []
@@ -387,7 +393,7 @@ def test_batch_resize(fashion_flatbuffer):
     interpreter.allocate_tensors()
     interpreter.set_tensor(index, x)
     interpreter.invoke()
-    np.testing.assert_array_equal(interpreter.get_tensor(output), np.concatenate(singles))
+    return interpreter.get_tensor(output), singles
 
 
 def test_forced_fallback_is_reported(fashion_flatbuffer):
