@@ -87,6 +87,7 @@ class KFusion {
   std::vector<double> row_sums_;  // sum of |x| per row of `channels`
   std::vector<float> means_;      // per mean group (MEAN's output)
   std::vector<float> k_;          // per output pixel
+  std::vector<double> table_;     // the box filter's summed-area table
 };
 
 }  // namespace xk

@@ -43,7 +43,7 @@ constexpr int kFloat32 = 1, kInt32 = 2;
 int64_t Elements(const std::vector<int>& dims) {
   int64_t n = 1;
   for (int d : dims) {
-    if (d < 0) return -1;
+    if (d < 0 || (d > 0 && n > (int64_t{1} << 40) / d)) return -1;  // invalid or implausible
     n *= d;
   }
   return n;
