@@ -79,10 +79,14 @@ struct BConvLayout {
 // An optional epilogue of float output (issue 13, fused glue): every value of output pixel
 // `pixel` (flat index over batch, out_h, out_w) is multiplied by scale[pixel] after the
 // output transform and then clamped to [lo, hi]; i.e. MUL(bconv_out, K) with a fused
-// activation, K = the input scaling of eq. 11 with one value per output pixel.
+// activation, K = the input scaling of eq. 11 with one value per output pixel. With a
+// `residual` ([pixels, channels_out] floats, e.g. a ResNet shortcut), residual[i] is then
+// added and the sum clamped to [residual_lo, residual_hi] (ADD with a fused activation).
 struct BConvPixelScale {
   const float* scale = nullptr;
   float lo = -__builtin_inff(), hi = __builtin_inff();
+  const float* residual = nullptr;
+  float residual_lo = -__builtin_inff(), residual_hi = __builtin_inff();
 };
 
 // A layout with its arrays, as the kernels read it.

@@ -156,8 +156,8 @@ struct FusedOp {
   std::vector<NodeProfile*> rest;   // every other node's entry (0 ns)
 };
 
-// One entry of a partition's schedule: an LCE op, or a fused pattern (at its MUL's place:
-// the last of its nodes, so every input of the pattern is ready).
+// One entry of a partition's schedule: an LCE op, or a fused pattern (at the place of its
+// last node, the MUL or the residual ADD, so every input of the pattern is ready).
 struct Step {
   int op = -1;
   int fused = -1;
@@ -182,7 +182,7 @@ class Partition {
       }
       const auto pending = state_->pending.find(index);
       if (pending != state_->pending.end()) {
-        if (index == pending->second->first.mul && InitFused(context, *pending->second) != kTfLiteOk) {
+        if (index == pending->second->first.last && InitFused(context, *pending->second) != kTfLiteOk) {
           return kTfLiteError;
         }
         continue;  // the pattern's other nodes run inside its fused kernel
@@ -331,10 +331,15 @@ class Partition {
     if (in == nullptr || out == nullptr) {
       return Error(context, "node %d: tensor data not allocated", f.match.mul);
     }
+    const float* residual = nullptr;
+    if (f.match.residual >= 0) {
+      residual = static_cast<const float*>(DataOf(context, f.match.residual));
+      if (residual == nullptr) return Error(context, "node %d: residual not allocated", f.match.last);
+    }
     KFusionTimes times;
     f.fusion.RunPrologue(state_->isa, static_cast<const float*>(in), pool_, &times);
     const auto start = std::chrono::steady_clock::now();
-    const BConvPixelScale scale = f.fusion.scale();
+    const BConvPixelScale scale = f.fusion.scale(residual);
     RunBConv(f.bconv.plan, f.fusion.bits(), out, pool_, &scale);
     f.bconv.profile->Add(Since(start));
     f.prologue->Add(times.prologue_ns);
@@ -370,8 +375,13 @@ class Partition {
       }
       f->plan_dims = dims;
     }
-    return SetOutputShape(context, m.output,
-                          {batch, s.out_h, s.out_w, f->bconv.plan.out_depth});
+    const std::vector<int> out_dims = {batch, s.out_h, s.out_w, f->bconv.plan.out_depth};
+    if (m.residual >= 0 && (TypeOf(context, m.residual) != kTfLiteFloat32 ||
+                            DimsOf(context, m.residual) != out_dims)) {
+      return Error(context, "node %d: the residual is not float32 %s", m.last,
+                   ShapeString(out_dims).c_str());
+    }
+    return SetOutputShape(context, m.output, out_dims);
   }
 
   TfLiteStatus RunOp(TfLiteContext* context, OpNode& op) {

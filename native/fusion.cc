@@ -201,7 +201,9 @@ std::string CheckKFusionSpec(const KFusionSpec& s) {
     return Received("K fusion: one mean per output pixel needed, means per item",
                     per_item / s.mean_length);
   }
-  if (!(s.lo <= s.hi)) return "K fusion: the activation's lower bound exceeds its upper bound";
+  if (!(s.lo <= s.hi) || !(s.residual_lo <= s.residual_hi)) {
+    return "K fusion: an activation's lower bound exceeds its upper bound";
+  }
   return "";
 }
 
@@ -281,11 +283,16 @@ void KFusion::RunPrologue(Isa isa, const float* u, ThreadPool* pool, KFusionTime
   if (times != nullptr) times->box_ns = Nanoseconds(start);
 }
 
-BConvPixelScale KFusion::scale() const {
+BConvPixelScale KFusion::scale(const float* residual) const {
   BConvPixelScale e;
   e.scale = k_.data();
   e.lo = spec_.lo;
   e.hi = spec_.hi;
+  if (spec_.has_residual) {
+    e.residual = residual;
+    e.residual_lo = spec_.residual_lo;
+    e.residual_hi = spec_.residual_hi;
+  }
   return e;
 }
 

@@ -54,6 +54,8 @@ struct KFusionSpec {
   BoxFilter box;
   int out_h = 0, out_w = 0;  // of K (= the binary convolution's output)
   float lo = -__builtin_inff(), hi = __builtin_inff();  // the MUL's fused activation
+  bool has_residual = false;  // an ADD of a shortcut after the MUL, with its activation
+  float residual_lo = -__builtin_inff(), residual_hi = __builtin_inff();
 };
 
 // Validates `spec` (one line, "... Received: ..."), "" if it is consistent.
@@ -73,8 +75,9 @@ class KFusion {
   // BitpackedWords(channels) words, `bits()`) and K (`scale()`, batch x out_h x out_w).
   void RunPrologue(Isa isa, const float* u, ThreadPool* pool, KFusionTimes* times);
   const int32_t* bits() const { return bits_.data(); }
-  // The epilogue for RunBConv: y = clamp(y * K[pixel], lo, hi).
-  BConvPixelScale scale() const;
+  // The epilogue for RunBConv: y = clamp(y * K[pixel], lo, hi) (+ residual, clamped, when
+  // the spec has one: `residual` is then [batch, out_h, out_w, channels_out] floats).
+  BConvPixelScale scale(const float* residual = nullptr) const;
   int batch() const { return batch_; }
 
  private:

@@ -285,6 +285,9 @@ class Matcher {
       inside.insert(p->index);
       root = other;
     }
+    m->last = mul.index;
+    m->output = m->mul_output = mul.outputs[0];
+    MatchResidualAdd(m, &nodes);
     std::sort(nodes.begin(), nodes.end());
     m->nodes = nodes;
     m->bconv = b.index;
@@ -292,8 +295,37 @@ class Matcher {
     m->root = root;
     m->x = x;
     m->k = k;
-    m->output = mul.outputs[0];
     return kFused;
+  }
+
+  // ADD(MUL output, r) with r a float activation of the same shape, the only reader.
+  void MatchResidualAdd(KMatch* m, std::vector<int>* nodes) const {
+    const int y = m->output;
+    const std::vector<int> readers = Consumers(y);
+    if (readers.size() != 1) return;
+    const auto it = by_index_.find(readers[0]);
+    if (it == by_index_.end() || it->second->op != GraphOp::kAdd) return;
+    const GraphNode& add = *it->second;
+    if (add.inputs.size() != 2 || add.outputs.size() != 1 || add.activation < 0 ||
+        add.activation > 3) {
+      return;
+    }
+    const int r = add.inputs[0] == y ? add.inputs[1] : add.inputs[0];
+    if (r == y || (add.inputs[0] != y && add.inputs[1] != y) || !IsActivation(r) || !IsFloat(r) ||
+        T(r)->dims != T(y)->dims || !IsFloat(add.outputs[0]) ||
+        T(add.outputs[0])->dims != T(y)->dims) {
+      return;
+    }
+    for (int n : *nodes) {  // the residual must come from outside the pattern
+      for (int t : by_index_.at(n)->outputs) {
+        if (t == r) return;
+      }
+    }
+    nodes->push_back(add.index);
+    m->add = add.index;
+    m->residual = r;
+    m->last = add.index;
+    m->output = add.outputs[0];
   }
 
   bool BoxFilterOk(const GraphNode& conv, std::string* why) const {

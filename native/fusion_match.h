@@ -8,7 +8,9 @@
 // filter values are all equal, 1 channel) or RESHAPE(MEAN(ABS(x))) (dense layers), the
 // LceBconv2d reads LceQuantize(x) (RESHAPEs of x allowed on either side), and every
 // intermediate tensor is read only inside the pattern. A per-channel MUL / ADD chain with
-// constant operands that produces x and feeds only the pattern is fused too (up to 2).
+// constant operands that produces x and feeds only the pattern is fused too (up to 2), and
+// so is an ADD of a non-constant tensor of the same shape (a shortcut) that alone reads the
+// MUL's output.
 #ifndef XNOR_KERAS_NATIVE_FUSION_MATCH_H_
 #define XNOR_KERAS_NATIVE_FUSION_MATCH_H_
 
@@ -74,7 +76,11 @@ struct KMatch {
   int quantized_input = 0;  // tensor: LceQuantize's input (x or a RESHAPE of it)
   int abs_input = 0;        // tensor: ABS's input (x or a RESHAPE of it)
   int k = 0;                // tensor: K
-  int output = 0;           // tensor: the MUL's output
+  int add = -1;             // node: a residual ADD after the MUL (ResNet shortcuts), or -1
+  int residual = -1;        // tensor: the ADD's other input
+  int last = 0;             // node: the pattern's last (the ADD, else the MUL)
+  int output = 0;           // tensor: the last node's output
+  int mul_output = 0;       // tensor: the MUL's output
   std::vector<AffineMatch> affine;  // from u to x
 };
 

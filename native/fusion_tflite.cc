@@ -48,6 +48,13 @@ bool ReadIndices(const TfLiteIntArray* a, size_t tensors, std::vector<int>* out)
   return true;
 }
 
+// TfLiteFusedActivation 1 relu, 2 relu_n1_to_1, 3 relu6 as clamp bounds (0: none).
+void ActivationBounds(int activation, float* lo, float* hi) {
+  if (activation == 1) *lo = 0.0f;
+  if (activation == 2) *lo = -1.0f, *hi = 1.0f;
+  if (activation == 3) *lo = 0.0f, *hi = 6.0f;
+}
+
 }  // namespace
 
 FusionGraph GraphFromContext(TfLiteContext* context, const TfLiteIntArray* plan) {
@@ -145,18 +152,10 @@ bool SpecForMatch(const FusionGraph& g, const KMatch& m, KFusionSpec* spec,
   }
   s.out_h = bout[1];
   s.out_w = bout[2];
-  switch (nodes.at(m.mul)->activation) {
-    case 1:
-      s.lo = 0.0f;
-      break;
-    case 2:
-      s.lo = -1.0f, s.hi = 1.0f;
-      break;
-    case 3:
-      s.lo = 0.0f, s.hi = 6.0f;
-      break;
-    default:
-      break;
+  ActivationBounds(nodes.at(m.mul)->activation, &s.lo, &s.hi);
+  if (m.add >= 0) {
+    s.has_residual = true;
+    ActivationBounds(nodes.at(m.add)->activation, &s.residual_lo, &s.residual_hi);
   }
   *problem = CheckKFusionSpec(s);
   if (!problem->empty()) return false;
@@ -166,7 +165,7 @@ bool SpecForMatch(const FusionGraph& g, const KMatch& m, KFusionSpec* spec,
 
 bool KeepPartitionable(TfLiteContext* context, const std::vector<int>& others,
                        FusionMatches* matches) {
-  for (size_t round = 0; round <= matches->fused.size(); ++round) {
+  for (size_t round = 0; round <= 2 * matches->fused.size(); ++round) {
     if (matches->fused.empty()) return true;
     std::vector<int> claimed = others;
     for (const KMatch& m : matches->fused) claimed.insert(claimed.end(), m.nodes.begin(), m.nodes.end());
@@ -204,13 +203,15 @@ bool KeepPartitionable(TfLiteContext* context, const std::vector<int>& others,
         }
         TfLiteNode* tn = nullptr;
         TfLiteRegistration* reg = nullptr;
-        if (node == m.mul || context->GetNodeAndRegistration(context, node, &tn, &reg) != kTfLiteOk) {
+        if (node == m.last || context->GetNodeAndRegistration(context, node, &tn, &reg) != kTfLiteOk) {
           continue;
         }
         for (int i = 0; tn->outputs != nullptr && i < tn->outputs->size; ++i) {
           if (leaving[home->second].count(tn->outputs->data[i]) != 0) {
             why = "tensor " + std::to_string(tn->outputs->data[i]) + " (node " +
-                  std::to_string(node) + ") is needed outside the pattern (a model output)";
+                  std::to_string(node) +
+                  ") would leave its delegate partition (a model output, or a node TFLite runs "
+                  "in between)";
             break;
           }
         }
@@ -218,6 +219,16 @@ bool KeepPartitionable(TfLiteContext* context, const std::vector<int>& others,
       }
       if (why.empty()) {
         keep.push_back(m);
+      } else if (m.add >= 0) {  // try again without the residual ADD
+        KMatch without = m;
+        without.nodes.erase(std::find(without.nodes.begin(), without.nodes.end(), m.add));
+        without.add = without.residual = -1;
+        without.last = m.mul;
+        without.output = m.mul_output;
+        keep.push_back(without);
+        matches->not_fused.push_back(
+            {m.bconv, "its residual ADD node " + std::to_string(m.add) + " is not fused: " + why});
+        moved = true;
       } else {
         matches->not_fused.push_back({m.bconv, why});
         moved = true;

@@ -22,9 +22,10 @@ bool SpecForMatch(const FusionGraph& graph, const KMatch& m, KFusionSpec* spec,
                   std::string* problem);
 
 // A match whose nodes TFLite would split over partitions, or one of whose intermediate
-// tensors (every output of its nodes but the MUL's) TFLite would need outside (a model
-// output, a reader outside the claimed nodes), cannot run fused: moves such matches from
-// matches->fused to matches->not_fused (re-checking until none moves). `others` are the
+// tensors (every output of its nodes but the last's) TFLite would need outside (a model
+// output, a reader outside the claimed nodes), cannot run fused: such a match is tried
+// again without its residual ADD, if it has one, else moved from matches->fused to
+// matches->not_fused (re-checking until none moves). `others` are the
 // other nodes the delegate claims. Returns false if TFLite's preview fails.
 bool KeepPartitionable(TfLiteContext* context, const std::vector<int>& others,
                        FusionMatches* matches);

@@ -456,7 +456,8 @@ void CheckKFusion(const std::vector<xk::Isa>& isas) {
   }
 }
 
-// The K epilogue: RunBConv with BConvPixelScale = clamp(RunBConv * K[pixel], lo, hi).
+// The K epilogue: RunBConv with BConvPixelScale = clamp(RunBConv * K[pixel], lo, hi), then
+// (half of the cases) clamp(+ residual, residual_lo, residual_hi).
 void CheckPixelScale(const std::vector<xk::Isa>& isas) {
   Case c = RandomCase();
   xk::BConvSpec& s = c.spec;
@@ -474,6 +475,8 @@ void CheckPixelScale(const std::vector<xk::Isa>& isas) {
   static const float kLo[] = {-INFINITY, 0.0f, -1.0f, 0.0f};
   static const float kHi[] = {INFINITY, INFINITY, 1.0f, 6.0f};
   const int act = Uniform(0, 3);
+  const bool with_residual = Uniform(0, 1) != 0;
+  const int residual_act = Uniform(0, 3);
   for (xk::Isa isa : isas) {
     xk::BConvPlan plan;
     const std::string error = xk::PrepareBConv(isa, s, wp.data(), m.data(), b.data(), nullptr, &plan);
@@ -485,13 +488,21 @@ void CheckPixelScale(const std::vector<xk::Isa>& isas) {
     e.scale = k.data();
     e.lo = kLo[act];
     e.hi = kHi[act];
+    std::vector<float> residual(pixels * s.channels_out);
+    for (float& v : residual) v = std::uniform_real_distribution<float>(-4.0f, 4.0f)(rng);
+    if (with_residual) {
+      e.residual = residual.data();
+      e.residual_lo = kLo[residual_act];
+      e.residual_hi = kHi[residual_act];
+    }
     std::vector<float> plain(pixels * s.channels_out), scaled(plain.size());
     xk::ThreadPool pool(1);
     xk::RunBConv(plan, xp.data(), plain.data(), &pool);
     xk::RunBConv(plan, xp.data(), scaled.data(), &pool, &e);
     for (size_t i = 0; i < plain.size(); ++i) {
       const float v = plain[i] * k[i / s.channels_out];
-      const float want = std::min(std::max(v, e.lo), e.hi);
+      float want = std::min(std::max(v, e.lo), e.hi);
+      if (with_residual) want = std::min(std::max(want + residual[i], e.residual_lo), e.residual_hi);
       if (std::memcmp(&want, &scaled[i], 4) != 0 && !(want == 0.0f && scaled[i] == 0.0f)) {
         Fail(c.Describe() + " isa=" + xk::IsaName(isa) + ": K epilogue at " + std::to_string(i) +
              ": " + std::to_string(scaled[i]) + " != " + std::to_string(want));
