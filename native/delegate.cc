@@ -289,6 +289,7 @@ class Partition {
       }
       if (status != kTfLiteOk) return status;
     }
+    AssignSlots();
     return kTfLiteOk;
   }
 
@@ -431,11 +432,52 @@ class Partition {
     return kTfLiteOk;
   }
 
+  // A tensor that never leaves the partition; its memory is slot `slot` of slots_.
   struct Buffer {
     TfLiteType type = kTfLiteNoType;
     std::vector<int> dims;
-    std::vector<uint64_t> storage;
+    size_t words = 0;
+    int slot = -1;
   };
+
+  // The activation tensors a step reads and writes (constants aside).
+  std::vector<int> StepInputs(const Step& step) const {
+    if (step.op >= 0) return {ops_[step.op].inputs[0]};
+    const KMatch& m = fused_[step.fused]->match;
+    return m.residual >= 0 ? std::vector<int>{m.root, m.residual} : std::vector<int>{m.root};
+  }
+  int StepOutput(const Step& step) const {
+    return step.op >= 0 ? ops_[step.op].outputs[0] : fused_[step.fused]->match.output;
+  }
+
+  // Gives the internal tensors memory, reusing a slot once its tensor's last reader has
+  // run (like TFLite's arena): the fused patterns make large float tensors internal, and
+  // fresh memory for each would leave every write a cache miss.
+  void AssignSlots() {
+    std::map<int, size_t> last_read;
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      for (int t : StepInputs(steps_[i])) last_read[t] = i;
+    }
+    std::vector<int> holder(slots_.size(), -1);
+    for (auto& entry : internal_) entry.second.slot = -1;
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      for (int& h : holder) {
+        const auto it = last_read.find(h);
+        if (h >= 0 && (it == last_read.end() || it->second < i)) h = -1;
+      }
+      const auto out = internal_.find(StepOutput(steps_[i]));
+      if (out == internal_.end()) continue;
+      size_t slot = 0;
+      while (slot < holder.size() && holder[slot] >= 0) ++slot;
+      if (slot == holder.size()) {
+        holder.push_back(-1);
+        slots_.emplace_back();
+      }
+      holder[slot] = out->first;
+      if (slots_[slot].size() < out->second.words + 8) slots_[slot].resize(out->second.words + 8);
+      out->second.slot = static_cast<int>(slot);
+    }
+  }
 
   TfLiteStatus Error(TfLiteContext* context, const char* format, ...)
       __attribute__((format(printf, 3, 4))) {
@@ -466,7 +508,13 @@ class Partition {
 
   void* DataOf(TfLiteContext* context, int index) {
     auto it = internal_.find(index);
-    if (it != internal_.end()) return it->second.storage.data();
+    if (it != internal_.end()) {
+      if (it->second.slot < 0) return nullptr;
+      // 64-byte aligned (each slot has 8 spare words), as TFLite's arena: the kernels'
+      // 512-bit stores must not straddle cache lines.
+      const uintptr_t p = reinterpret_cast<uintptr_t>(slots_[it->second.slot].data());
+      return reinterpret_cast<void*>((p + 63) / 64 * 64);
+    }
     return Tensor(context, index)->data;
   }
 
@@ -479,7 +527,7 @@ class Partition {
       b.type = t->type;
       b.dims = dims;
       const size_t bytes = TfLiteTypeSize(t->type) * static_cast<size_t>(NumElements(dims));
-      b.storage.resize((bytes + 7) / 8 + 1);
+      b.words = (bytes + 7) / 8 + 1;  // memory: AssignSlots, once every shape is known
       return kTfLiteOk;
     }
     if (Dims(t->dims) == dims) return kTfLiteOk;
@@ -711,6 +759,7 @@ class Partition {
   std::vector<Step> steps_;
   std::set<int> tflite_outputs_;
   std::map<int, Buffer> internal_;
+  std::vector<std::vector<uint64_t>> slots_;
   ThreadPool* pool_ = nullptr;  // owned by the delegate
 };
 
