@@ -10,7 +10,10 @@ JSON to ``--out_dir``. CPU and 1-minute load average are printed: absolute figur
 shared machine are indicative, shares and ratios within one table less so affected.
 
     python benchmarks/profile_zoo.py [--models resnet18,alexnet,fashion_net] [--runs 20]
-        [--threads 1] [--isa auto] [--out_dir out/profile_zoo]
+        [--threads 1] [--isa auto] [--no_fuse] [--out_dir out/profile_zoo]
+
+``--no_fuse`` turns the delegate's fusion of the float glue off (the "before" table of
+issue 13: every builtin node on TFLite).
 """
 
 import argparse
@@ -35,13 +38,16 @@ def main():
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--isa", default=None, help="native kernel path (default: auto)")
+    parser.add_argument("--no_fuse", action="store_true",
+                        help="leave the float glue to TFLite (no fused K patterns)")
     parser.add_argument("--out_dir", default="out/profile_zoo")
     args = parser.parse_args()
     names = [n for n in args.models.split(",") if n]
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         sys.exit(f"error: unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
-    print(f"CPU: {_cpu_name()} ({os.cpu_count()} cores); load average {os.getloadavg()[0]:.2f}")
+    print(f"CPU: {_cpu_name()} ({os.cpu_count()} cores); load average {os.getloadavg()[0]:.2f}; "
+          f"fusion {'off' if args.no_fuse else 'on'}")
     markdown, results = [], {}
     for name in names:
         for scaling in (True, False):
@@ -50,7 +56,7 @@ def main():
             model = models.build(name, "xnor", input_scaling=scaling)
             flatbuffer = convert_model(model).flatbuffer
             result = profile_flatbuffer(flatbuffer, threads=args.threads, runs=args.runs,
-                                        isa=args.isa)
+                                        isa=args.isa, fuse=not args.no_fuse)
             title = f"{MODELS[name]}, input scaling K {'on' if scaling else 'off'}"
             print(f"\n## {title}\n{result.format()}")
             sys.stdout.flush()
@@ -59,7 +65,8 @@ def main():
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "results.md"), "w") as f:
-        f.write(f"CPU: {_cpu_name()}, {args.threads} thread(s), {args.runs} runs.\n\n")
+        f.write(f"CPU: {_cpu_name()}, {args.threads} thread(s), {args.runs} runs, fusion "
+                f"{'off' if args.no_fuse else 'on'}.\n\n")
         f.write("\n".join(markdown))
     with open(os.path.join(args.out_dir, "results.json"), "w") as f:
         json.dump({"cpu": _cpu_name(), "threads": args.threads, "results": results}, f,

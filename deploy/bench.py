@@ -223,6 +223,11 @@ def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="auto", mod
 #   the model's inputs, `one_op_model`) and timed alone on stock tf.lite with XNNPACK, as
 #   the native runtime runs it, with the cost of invoking an interpreter from Python
 #   (the median time of a 1-element ADD model, timed in the same rounds) taken off.
+# - builtin nodes the delegate fused with a binary convolution (deploy.native, fuse=True):
+#   timed inside the fused kernel, which splits its time over the pattern's LceQuantize
+#   (affine, bitpacking and sums of |x| in one pass), its K node (the box filter) and its
+#   LceBconv2d (the convolution with K in the output transform); its other nodes show 0 ms
+#   and "fused into node N".
 # Limits: a one-op model runs with its inputs hot in cache and without XNNPACK's fusion
 # of neighbouring ops into one subgraph, so float and glue ops are approximations; the
 # "whole model" line (median of the same interleaved rounds) against the sum of the parts
@@ -354,8 +359,9 @@ def _timed_invoke(interpreter) -> float:
 
 
 def profile_flatbuffer(flatbuffer: bytes, *, threads=1, runs=20, warmup=3, isa=None,
-                       seed=0, progress=True) -> ProfileResult:
-    """Per-op median times of ``flatbuffer`` on the native runtime (see the notes above)."""
+                       seed=0, progress=True, fuse=True) -> ProfileResult:
+    """Per-op median times of ``flatbuffer`` on the native runtime (see the notes above);
+    ``fuse=False``: with the delegate's fusion off (every builtin node on TFLite)."""
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -367,12 +373,14 @@ def profile_flatbuffer(flatbuffer: bytes, *, threads=1, runs=20, warmup=3, isa=N
     except TFLiteFormatError as error:
         raise DeployError(str(error)) from None
     rng = np.random.default_rng(seed)
-    whole = native.tflite_interpreter(flatbuffer, num_threads=threads, isa=isa)
+    whole = native.tflite_interpreter(flatbuffer, num_threads=threads, isa=isa, fuse=fuse)
     _random_feed(whole, rng)
     delegate = whole.xnor_keras_delegate
+    whole.invoke()
+    delegated = {entry["node"]: entry for entry in native.delegate_profile(delegate, reset=True)}
     singles = {}
     for op in model.ops:
-        if op.name in LCE_OPS:
+        if op.name in LCE_OPS or op.index in delegated:
             continue
         try:
             interpreter = tf.lite.Interpreter(model_content=one_op_model(flatbuffer, op.index),
@@ -401,9 +409,12 @@ def profile_flatbuffer(flatbuffer: bytes, *, threads=1, runs=20, warmup=3, isa=N
     overhead = medians.pop("overhead")
     rows = []
     for op in model.ops:
-        if op.name in LCE_OPS:
+        if op.name in LCE_OPS or op.index in delegated:
             ms = 1e3 * float(np.median(lce_t.get(op.index, [0.0])))
-            method = "delegate timer"
+            into = delegated.get(op.index, {}).get("fused_into")
+            method = ("delegate timer" if into is None else
+                      "delegate timer, fused" if into == op.index or ms > 0 else
+                      f"fused into node {into}")
         else:
             ms = 1e3 * max(medians[op.index] - overhead, 0.0)
             method = "one-op model"

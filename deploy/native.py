@@ -16,6 +16,13 @@ keyed by a hash of the sources, compiler and flags; later uses load the cached f
 ``deploy/board.py``), ``--sanitize`` builds the AddressSanitizer/UBSan variant the fuzz
 test loads, ``--output PATH`` copies the result.
 
+Fusion: by default the delegate also claims the float glue of each XNOR layer with input
+scaling K (eq. 11) — the BatchNorm MUL/ADD on its input, ABS → MEAN → box CONV_2D (or
+RESHAPE), and the MUL of the binary convolution's output by K — and runs it fused with the
+LceBconv2d (``native/fusion.h``); ``fuse=False`` leaves it to TFLite (the unfused graph, the
+fused kernel's oracle). `delegate_report` lists the fused patterns and, for candidates that
+were not fused, why.
+
 Environment: ``XNOR_KERAS_NATIVE_ISA`` = ``auto`` (default: ``avx512`` where the CPU has
 AVX512F/BW/VL + VPOPCNTDQ and the OS enables the zmm state, else ``avx2``, ``neon``,
 ``portable``), or one of those names, forces a kernel path; forcing one this CPU cannot
@@ -63,6 +70,7 @@ __all__ = [
     "load_delegate",
     "delegate_report",
     "delegate_profile",
+    "describe_fusion",
     "tflite_interpreter",
     "NativeRunner",
     "make_interpreter",
@@ -71,7 +79,8 @@ __all__ = [
 NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
 ISAS = ("auto", "portable", "avx2", "avx512", "neon")
 LIBRARY_SOURCES = ("kernels.cc", "bconv_plan.cc", "isa_portable.cc", "isa_avx2.cc",
-                   "isa_avx512.cc", "isa_neon.cc", "delegate.cc")
+                   "isa_avx512.cc", "isa_neon.cc", "fusion.cc", "fusion_match.cc",
+                   "fusion_tflite.cc", "delegate.cc")
 # No -march: only the functions in isa_avx2.cc are compiled for AVX2 (target attributes),
 # so one library runs everywhere. No FMA contraction: results match LCE bit for bit.
 CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-ffp-contract=off", "-fvisibility=hidden",
@@ -263,11 +272,13 @@ def library_info() -> dict:
     return {"path": str(build_library()), "isa": selected}
 
 
-def load_delegate(*, num_threads: int | None = None, isa: str | None = None):
+def load_delegate(*, num_threads: int | None = None, isa: str | None = None,
+                  fuse: bool = True):
     """A ``tf.lite.experimental.load_delegate`` handle for the kernel library.
 
     ``num_threads`` (default: the interpreter's ``num_threads``) sets the threads of the
-    binary ops; ``isa`` forces a kernel path (see the module docstring).
+    binary ops; ``isa`` forces a kernel path; ``fuse`` claims and fuses the float glue
+    around the binary convolutions (see the module docstring).
     """
     import tensorflow as tf
 
@@ -281,20 +292,61 @@ def load_delegate(*, num_threads: int | None = None, isa: str | None = None):
         if isa not in ISAS:
             raise DeployError(f"isa must be one of {', '.join(ISAS)}. Received: {isa!r}")
         options["isa"] = isa
+    if not isinstance(fuse, bool):
+        raise DeployError(f"fuse must be True or False. Received: fuse={fuse!r}")
+    options["fuse"] = "on" if fuse else "off"
     try:
         return tf.lite.experimental.load_delegate(str(build_library()), options)
     except ValueError as error:
         raise DeployError(f"native kernels: {error}") from None
 
 
+def _json_from(function, *args) -> dict:
+    """Calls a library function that writes JSON into a buffer and returns the length it
+    needs, growing the buffer until the text fits."""
+    size = 4096
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        needed = function(*args[:1], buffer, size, *args[1:])
+        if needed < size:
+            return json.loads(buffer.value.decode())
+        size = needed + 1
+
+
 def delegate_report(delegate) -> dict:
     """What the delegate ran: ``{"isa", "threads", "partitions", "invocations", "seconds",
-    "nodes"}`` — the kernel path, threads, delegate kernels (runs of consecutive LCE ops),
-    their invocations and total time, and the LCE nodes taken over by op name."""
-    lib = _library()
-    buffer = ctypes.create_string_buffer(1024)
-    lib.xnor_keras_delegate_info(delegate._get_native_delegate_pointer(), buffer, len(buffer))
-    return json.loads(buffer.value.decode())
+    "nodes", "fuse", "fused", "not_fused"}`` — the kernel path, threads, delegate kernels
+    (runs of consecutive claimed ops), their invocations and total time, the LCE nodes
+    taken over by op name, whether fusion was on, the patterns run fused
+    (``{"kind": "K", "bconv": node, "nodes": [...]}``) and the candidates that were not
+    (``{"node": LceBconv2d node, "reason": one line}``)."""
+    return _json_from(_library().xnor_keras_delegate_info, delegate._get_native_delegate_pointer())
+
+
+def describe_fusion(report: dict) -> str:
+    """One line from a `delegate_report`: which nodes ran fused, and why others did not."""
+    if not report.get("fuse", False):
+        return "fusion off"
+    fused = report.get("fused", [])
+    text = f"{len(fused)} K pattern(s) fused"
+    if fused:
+        text += " (" + "; ".join(f"LceBconv2d {f['bconv']}: nodes {_ranges(f['nodes'])}"
+                                 for f in fused) + ")"
+    for item in report.get("not_fused", []):
+        text += f"; not fused at LceBconv2d {item['node']}: {item['reason']}"
+    return text
+
+
+def _ranges(nodes) -> str:
+    """[2, 3, 4, 5, 9] -> '2-5, 9'."""
+    parts, start = [], None
+    for i, n in enumerate(nodes):
+        if start is None:
+            start = n
+        if i + 1 == len(nodes) or nodes[i + 1] != n + 1:
+            parts.append(f"{start}-{n}" if n != start else f"{n}")
+            start = None
+    return ", ".join(parts)
 
 
 def delegate_profile(delegate, *, reset: bool = False) -> list:
@@ -303,15 +355,8 @@ def delegate_profile(delegate, *, reset: bool = False) -> list:
     applied or last reset; ``reset`` zeroes the counters after reading. Measured around
     each node's kernel in the delegate (steady_clock), so it excludes TFLite's own
     per-node overhead."""
-    lib = _library()
-    pointer = delegate._get_native_delegate_pointer()
-    size = 4096
-    while True:
-        buffer = ctypes.create_string_buffer(size)
-        needed = lib.xnor_keras_delegate_profile(pointer, buffer, size, int(reset))
-        if needed < size:
-            return json.loads(buffer.value.decode())["nodes"]
-        size = needed + 1
+    return _json_from(_library().xnor_keras_delegate_profile,
+                      delegate._get_native_delegate_pointer(), int(reset))["nodes"]
 
 
 def _check_ops(flatbuffer: bytes) -> TFLiteModel:
@@ -327,7 +372,7 @@ def _check_ops(flatbuffer: bytes) -> TFLiteModel:
 
 
 def tflite_interpreter(flatbuffer: bytes, *, num_threads: int = 1, isa: str | None = None,
-                       use_xnnpack: bool = True):
+                       use_xnnpack: bool = True, fuse: bool = True):
     """A stock ``tf.lite.Interpreter`` (tensors allocated) running LCE ops natively.
 
     Float ops run on TFLite's builtin kernels, on XNNPACK when ``use_xnnpack`` (TFLite's
@@ -338,7 +383,7 @@ def tflite_interpreter(flatbuffer: bytes, *, num_threads: int = 1, isa: str | No
     positive_int("num_threads", num_threads, error=DeployError)
     validate_bytes(flatbuffer)
     _check_ops(flatbuffer)
-    delegate = load_delegate(isa=isa)
+    delegate = load_delegate(isa=isa, fuse=fuse)
     interpreter = load_interpreter(flatbuffer, num_threads=num_threads, delegates=[delegate],
                                    use_xnnpack=use_xnnpack, what="the native runtime")
     interpreter.xnor_keras_delegate = delegate
@@ -350,9 +395,17 @@ class NativeRunner(TFLiteRunner):
 
     name = "native"
 
-    def __init__(self, flatbuffer: bytes, *, num_threads: int = 1, isa: str | None = None):
-        super().__init__(tflite_interpreter(flatbuffer, num_threads=num_threads, isa=isa),
+    def __init__(self, flatbuffer: bytes, *, num_threads: int = 1, isa: str | None = None,
+                 fuse: bool = True):
+        super().__init__(tflite_interpreter(flatbuffer, num_threads=num_threads, isa=isa,
+                                            fuse=fuse),
                          num_threads=num_threads)
+
+    def describe(self) -> str:
+        """One line: the kernels, threads, and which nodes ran fused (and why not)."""
+        report = self.kernels
+        return (f"stock TensorFlow Lite with XNNPACK, {self._threads} thread(s); LCE ops on "
+                f"this project's native kernels ({report['isa']}); {describe_fusion(report)}")
 
     @property
     def kernels(self) -> dict:
@@ -360,10 +413,10 @@ class NativeRunner(TFLiteRunner):
         return delegate_report(self.interpreter.xnor_keras_delegate)
 
 
-def make_interpreter(flatbuffer: bytes, *, num_threads: int = 1,
-                     isa: str | None = None) -> NativeRunner:
+def make_interpreter(flatbuffer: bytes, *, num_threads: int = 1, isa: str | None = None,
+                     fuse: bool = True) -> NativeRunner:
     """The ``native`` runtime of ``deploy.runtime``: a `NativeRunner` for ``flatbuffer``."""
-    return NativeRunner(flatbuffer, num_threads=num_threads, isa=isa)
+    return NativeRunner(flatbuffer, num_threads=num_threads, isa=isa, fuse=fuse)
 
 
 def main(argv=None) -> int:

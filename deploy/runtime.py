@@ -198,7 +198,8 @@ class _NativeRunner(Runner):
         nodes = ", ".join(f"{count} {op}" for op, count in sorted(info["nodes"].items())
                           if count)
         return (f"xnor_keras C++ kernels ({info['isa']}, {info['threads']} thread(s)) "
-                f"for {nodes or 'no LCE ops'}; float ops on stock TensorFlow Lite with XNNPACK")
+                f"for {nodes or 'no LCE ops'}; float ops on stock TensorFlow Lite with XNNPACK; "
+                f"{importlib.import_module('deploy.native').describe_fusion(info)}")
 
 
 def default_runtime() -> str:

@@ -76,6 +76,19 @@ struct BConvLayout {
   int slots() const { return spec.groups * panels_per_group * 16; }
 };
 
+// An optional epilogue of float output (issue 13, fused glue): every value of output pixel
+// `pixel` (flat index over batch, out_h, out_w) is multiplied by scale[pixel] after the
+// output transform and then clamped to [lo, hi]; i.e. MUL(bconv_out, K) with a fused
+// activation, K = the input scaling of eq. 11 with one value per output pixel. With a
+// `residual` ([pixels, channels_out] floats, e.g. a ResNet shortcut), residual[i] is then
+// added and the sum clamped to [residual_lo, residual_hi] (ADD with a fused activation).
+struct BConvPixelScale {
+  const float* scale = nullptr;
+  float lo = -__builtin_inff(), hi = __builtin_inff();
+  const float* residual = nullptr;
+  float residual_lo = -__builtin_inff(), residual_hi = __builtin_inff();
+};
+
 // A layout with its arrays, as the kernels read it.
 struct BConvView : BConvLayout {
   const uint64_t* packed_filter = nullptr;
@@ -85,6 +98,7 @@ struct BConvView : BConvLayout {
   const int32_t* pixel_pattern = nullptr;
   const int32_t* int_corrections = nullptr;
   const float* float_corrections = nullptr;
+  BConvPixelScale pixel_scale;  // per-run epilogue (float output only); scale == nullptr: none
 };
 
 // One task's scratch: packed activation rows, one gathered receptive field, pixel patterns.
@@ -129,10 +143,12 @@ struct BConvSplit {
 BConvSplit BConvSplitFor(const BConvLayout& layout, int threads);
 // Runs tasks [task_begin, task_end) of `split`: input [batch, in_h, in_w, in_words] words;
 // output [batch, out_h, out_w, out_depth] of float / int8 / int32 words; `scratch` holds
-// layout.scratch_bytes, 8-byte aligned, used by this caller only.
+// layout.scratch_bytes, 8-byte aligned, used by this caller only. `pixel_scale` (float
+// output only; nullptr: none) is the optional epilogue above.
 void BConvRunTasks(const internal::IsaOps& ops, const BConvLayout& layout, const void* arena,
                    const int32_t* input, void* output, void* scratch, const BConvSplit& split,
-                   int64_t task_begin, int64_t task_end);
+                   int64_t task_begin, int64_t task_end,
+                   const BConvPixelScale* pixel_scale = nullptr);
 
 // Bytes of the output tensor (0 for a layout that failed).
 int64_t BConvOutputBytes(const BConvLayout& layout);

@@ -374,8 +374,12 @@ BConvSplit BConvSplitFor(const BConvLayout& p, int threads) {
 
 void BConvRunTasks(const internal::IsaOps& ops, const BConvLayout& layout, const void* arena,
                    const int32_t* input, void* output, void* scratch, const BConvSplit& split,
-                   int64_t task_begin, int64_t task_end) {
-  const BConvView view = BConvViewOf(layout, arena);
+                   int64_t task_begin, int64_t task_end,
+                   const BConvPixelScale* pixel_scale) {
+  BConvView view = BConvViewOf(layout, arena);
+  if (pixel_scale != nullptr && layout.spec.output_type == OutputType::kFloat) {
+    view.pixel_scale = *pixel_scale;
+  }
   const BConvScratch s = BConvScratchIn(layout, scratch);
   for (int64_t task = task_begin; task < task_end; ++task) {
     const int64_t b = task / split.chunks;

@@ -5,7 +5,9 @@
 //
 // Python: tf.lite.experimental.load_delegate("libxnor_kernels.so", {"num_threads": "2"}).
 // Options: num_threads (default: the interpreter's num_threads), isa (default: best or
-// $XNOR_KERAS_NATIVE_ISA). See tflite_abi.h for the ABI this relies on.
+// $XNOR_KERAS_NATIVE_ISA), fuse ("on", the default, or "off": claim and fuse the float glue
+// of fusion.h around the binary convolutions, or leave it to TFLite -- the unfused graph
+// is the fused kernels' oracle). See tflite_abi.h for the ABI this relies on.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -23,6 +25,9 @@
 #include <vector>
 
 #include "flexmap.h"
+#include "fusion.h"
+#include "fusion_match.h"
+#include "fusion_tflite.h"
 #include "kernels.h"
 #include "tflite_abi.h"
 
@@ -51,17 +56,33 @@ bool KindOf(const TfLiteRegistration* reg, OpKind* kind) {
   return false;
 }
 
-// Time spent in one LCE node's kernel (profiling; see xnor_keras_delegate_profile).
+// Time spent in one node's kernel (profiling; see xnor_keras_delegate_profile). Nodes of a
+// fused pattern carry its LceBconv2d's index in `fused_into`; the pattern's time is split
+// over its LceQuantize (affine, bitpacking, sums of |x|), its K node (the box filter) and
+// its LceBconv2d (the convolution with K in its output transform); the others get 0.
 struct NodeProfile {
-  int kind = 0;
+  std::string op;
+  int fused_into = -1;
   std::atomic<int64_t> runs{0};
   std::atomic<int64_t> nanoseconds{0};
+
+  void Add(int64_t ns) {
+    nanoseconds.fetch_add(ns, std::memory_order_relaxed);
+    runs.fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 struct DelegateState {
   TfLiteDelegate delegate{};
   Isa isa = Isa::kPortable;
   int num_threads = 0;  // 0: follow the interpreter
+  bool fuse = true;     // option "fuse"
+  // What the fusion did, over every graph this delegate was applied to (for the info JSON).
+  std::vector<std::pair<KMatch, KFusionSpec>> fused;
+  std::vector<NotFused> not_fused;
+  // The matches of the graph being delegated now, by node; read by Partition::Init, which
+  // TFLite calls from inside ReplaceNodeSubsetsWithDelegateKernels.
+  std::map<int, const std::pair<KMatch, KFusionSpec>*> pending;
   std::mutex mu;
   int nodes[4] = {0, 0, 0, 0};
   int partitions = 0;  // delegate kernels: runs of consecutive LCE ops
@@ -71,10 +92,11 @@ struct DelegateState {
   std::map<int, std::unique_ptr<ThreadPool>> pools;  // by thread count, shared by kernels
   std::map<int, NodeProfile> profile;  // by TFLite node index (std::map: stable addresses)
 
-  NodeProfile* Profile(int node_index, OpKind kind) {
+  NodeProfile* Profile(int node_index, const char* op, int fused_into = -1) {
     std::lock_guard<std::mutex> lock(mu);
     NodeProfile& p = profile[node_index];
-    p.kind = static_cast<int>(kind);
+    p.op = op;
+    p.fused_into = fused_into;
     return &p;
   }
 
@@ -86,24 +108,6 @@ struct DelegateState {
     return pool.get();
   }
 };
-
-size_t ElementSize(TfLiteType type) {
-  switch (type) {
-    case kTfLiteFloat32:
-    case kTfLiteInt32:
-      return 4;
-    case kTfLiteInt8:
-    case kTfLiteUInt8:
-    case kTfLiteBool:
-      return 1;
-    case kTfLiteInt16:
-      return 2;
-    case kTfLiteInt64:
-      return 8;
-    default:
-      return 0;
-  }
-}
 
 std::vector<int> Dims(const TfLiteIntArray* a) {
   return a == nullptr ? std::vector<int>() : std::vector<int>(a->data, a->data + a->size);
@@ -140,6 +144,25 @@ struct OpNode {
   NodeProfile* profile = nullptr;
 };
 
+// A K pattern (fusion.h) run as one kernel: its LceBconv2d's OpNode and the fused prologue.
+struct FusedOp {
+  KMatch match;
+  KFusionSpec spec;
+  OpNode bconv;
+  KFusion fusion;
+  std::vector<int> plan_dims;  // the root's dims the plans were made for
+  NodeProfile* prologue = nullptr;  // the LceQuantize's entry
+  NodeProfile* box = nullptr;       // the K node's entry
+  std::vector<NodeProfile*> rest;   // every other node's entry (0 ns)
+};
+
+// One entry of a partition's schedule: an LCE op, or a fused pattern (at the place of its
+// last node, the MUL or the residual ADD, so every input of the pattern is ready).
+struct Step {
+  int op = -1;
+  int fused = -1;
+};
+
 // A partition of consecutive binary ops handed to us by TFLite. Tensors produced and
 // consumed only inside it live in our own buffers (TFLite does not allocate them).
 class Partition {
@@ -157,16 +180,84 @@ class Partition {
       if (context->GetNodeAndRegistration(context, index, &node, &reg) != kTfLiteOk) {
         return Error(context, "cannot read node %d", index);
       }
+      const auto pending = state_->pending.find(index);
+      if (pending != state_->pending.end()) {
+        if (index == pending->second->first.last && InitFused(context, *pending->second) != kTfLiteOk) {
+          return kTfLiteError;
+        }
+        continue;  // the pattern's other nodes run inside its fused kernel
+      }
       OpNode op;
       if (!KindOf(reg, &op.kind)) return Error(context, "node %d is not an LCE op", index);
-      op.node_index = index;
-      op.inputs = Dims(node->inputs);
-      op.outputs = Dims(node->outputs);
-      if (ParseOptions(context, node, &op) != kTfLiteOk) return kTfLiteError;
-      op.profile = state_->Profile(index, op.kind);
+      if (InitOp(context, index, node, op.kind, &op) != kTfLiteOk) return kTfLiteError;
+      op.profile = state_->Profile(index, kOpNames[static_cast<int>(op.kind)]);
+      steps_.push_back({static_cast<int>(ops_.size()), -1});
       ops_.push_back(std::move(op));
     }
     return kTfLiteOk;
+  }
+
+  TfLiteStatus InitOp(TfLiteContext* context, int index, TfLiteNode* node, OpKind kind,
+                      OpNode* op) {
+    op->kind = kind;
+    op->node_index = index;
+    op->inputs = Dims(node->inputs);
+    op->outputs = Dims(node->outputs);
+    return ParseOptions(context, node, op);
+  }
+
+  TfLiteStatus InitFused(TfLiteContext* context, const std::pair<KMatch, KFusionSpec>& pattern) {
+    std::unique_ptr<FusedOp> f(new FusedOp);
+    f->match = pattern.first;
+    f->spec = pattern.second;
+    const KMatch& m = f->match;
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* reg = nullptr;
+    if (context->GetNodeAndRegistration(context, m.bconv, &node, &reg) != kTfLiteOk ||
+        InitOp(context, m.bconv, node, OpKind::kBconv, &f->bconv) != kTfLiteOk) {
+      return Error(context, "node %d: cannot read the fused LceBconv2d", m.bconv);
+    }
+    for (int n : m.nodes) {
+      if (context->GetNodeAndRegistration(context, n, &node, &reg) != kTfLiteOk) {
+        return Error(context, "cannot read node %d", n);
+      }
+      const char* name = GraphOpName(n == m.quantize ? GraphOp::kLceQuantize
+                                     : n == m.bconv  ? GraphOp::kLceBconv2d
+                                                     : GraphOp::kOther);
+      if (reg->builtin_code != kTfLiteBuiltinCustom) name = BuiltinName(reg->builtin_code);
+      NodeProfile* p = state_->Profile(n, name, m.bconv);
+      if (n == m.quantize) {
+        f->prologue = p;
+      } else if (n == m.k_node) {
+        f->box = p;
+      } else if (n == m.bconv) {
+        f->bconv.profile = p;
+      } else {
+        f->rest.push_back(p);
+      }
+    }
+    steps_.push_back({-1, static_cast<int>(fused_.size())});
+    fused_.push_back(std::move(f));
+    return kTfLiteOk;
+  }
+
+  static const char* BuiltinName(int code) {
+    switch (code) {
+      case kTfLiteBuiltinMul:
+        return "MUL";
+      case kTfLiteBuiltinAdd:
+        return "ADD";
+      case kTfLiteBuiltinAbs:
+        return "ABS";
+      case kTfLiteBuiltinMean:
+        return "MEAN";
+      case kTfLiteBuiltinConv2d:
+        return "CONV_2D";
+      case kTfLiteBuiltinReshape:
+        return "RESHAPE";
+      default:
+        return "builtin";
+    }
   }
 
   TfLiteStatus Prepare(TfLiteContext* context) {
@@ -175,7 +266,12 @@ class Partition {
                                                     ? context->recommended_num_threads
                                                     : 1);
     pool_ = state_->Pool(want);
-    for (OpNode& op : ops_) {
+    for (const Step& step : steps_) {  // in order: a step's input shapes are set before it
+      if (step.fused >= 0) {
+        if (PrepareFused(context, fused_[step.fused].get()) != kTfLiteOk) return kTfLiteError;
+        continue;
+      }
+      OpNode& op = ops_[step.op];
       TfLiteStatus status = kTfLiteError;
       switch (op.kind) {
         case OpKind::kQuantize:
@@ -193,6 +289,7 @@ class Partition {
       }
       if (status != kTfLiteOk) return status;
     }
+    AssignSlots();
     return kTfLiteOk;
   }
 
@@ -208,19 +305,84 @@ class Partition {
   }
 
  private:
+  static int64_t Since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                start)
+        .count();
+  }
+
   TfLiteStatus Run(TfLiteContext* context) {
-    for (OpNode& op : ops_) {
+    for (const Step& step : steps_) {
+      if (step.fused >= 0) {
+        if (RunFused(context, *fused_[step.fused]) != kTfLiteOk) return kTfLiteError;
+        continue;
+      }
+      OpNode& op = ops_[step.op];
       const auto start = std::chrono::steady_clock::now();
       const TfLiteStatus status = RunOp(context, op);
-      op.profile->nanoseconds.fetch_add(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                               start)
-              .count(),
-          std::memory_order_relaxed);
-      op.profile->runs.fetch_add(1, std::memory_order_relaxed);
+      op.profile->Add(Since(start));
       if (status != kTfLiteOk) return status;
     }
     return kTfLiteOk;
+  }
+
+  TfLiteStatus RunFused(TfLiteContext* context, FusedOp& f) {
+    const void* in = DataOf(context, f.match.root);
+    void* out = DataOf(context, f.match.output);
+    if (in == nullptr || out == nullptr) {
+      return Error(context, "node %d: tensor data not allocated", f.match.mul);
+    }
+    const float* residual = nullptr;
+    if (f.match.residual >= 0) {
+      residual = static_cast<const float*>(DataOf(context, f.match.residual));
+      if (residual == nullptr) return Error(context, "node %d: residual not allocated", f.match.last);
+    }
+    KFusionTimes times;
+    f.fusion.RunPrologue(state_->isa, static_cast<const float*>(in), pool_, &times);
+    const auto start = std::chrono::steady_clock::now();
+    const BConvPixelScale scale = f.fusion.scale(residual);
+    RunBConv(f.bconv.plan, f.fusion.bits(), out, pool_, &scale);
+    f.bconv.profile->Add(Since(start));
+    f.prologue->Add(times.prologue_ns);
+    f.box->Add(times.box_ns);
+    for (NodeProfile* p : f.rest) p->Add(0);
+    return kTfLiteOk;
+  }
+
+  // The pattern's shapes follow its input's batch; everything else is the model's.
+  TfLiteStatus PrepareFused(TfLiteContext* context, FusedOp* f) {
+    const KMatch& m = f->match;
+    const KFusionSpec& s = f->spec;
+    if (TypeOf(context, m.root) != kTfLiteFloat32 || TypeOf(context, m.output) != kTfLiteFloat32) {
+      return Error(context, "node %d: the fused pattern needs float32 input and output", m.mul);
+    }
+    const std::vector<int> dims = DimsOf(context, m.root);
+    const int64_t per_item = int64_t{s.in_h} * s.in_w * s.channels;
+    const int64_t elements = NumElements(dims);
+    if (dims.empty() || elements < per_item || elements % per_item != 0 ||
+        elements / per_item > (1 << 20)) {
+      return Error(context, "node %d: fused input %s is not a batch of %dx%dx%d", m.mul,
+                   ShapeString(dims).c_str(), s.in_h, s.in_w, s.channels);
+    }
+    const int batch = static_cast<int>(elements / per_item);
+    if (f->plan_dims != dims) {
+      const std::string problem = f->fusion.Prepare(s, batch);
+      if (!problem.empty()) return Error(context, "node %d: %s", m.mul, problem.c_str());
+      const std::vector<int> in_dims = {batch, s.in_h, s.in_w, BitpackedWords(s.channels)};
+      if (PrepareBconv(context, &f->bconv, &in_dims) != kTfLiteOk) return kTfLiteError;
+      if (f->bconv.plan.out_h != s.out_h || f->bconv.plan.out_w != s.out_w ||
+          f->bconv.plan.spec.output_type != OutputType::kFloat) {
+        return Error(context, "node %d: the fused LceBconv2d's output is not K's shape", m.mul);
+      }
+      f->plan_dims = dims;
+    }
+    const std::vector<int> out_dims = {batch, s.out_h, s.out_w, f->bconv.plan.out_depth};
+    if (m.residual >= 0 && (TypeOf(context, m.residual) != kTfLiteFloat32 ||
+                            DimsOf(context, m.residual) != out_dims)) {
+      return Error(context, "node %d: the residual is not float32 %s", m.last,
+                   ShapeString(out_dims).c_str());
+    }
+    return SetOutputShape(context, m.output, out_dims);
   }
 
   TfLiteStatus RunOp(TfLiteContext* context, OpNode& op) {
@@ -270,11 +432,52 @@ class Partition {
     return kTfLiteOk;
   }
 
+  // A tensor that never leaves the partition; its memory is slot `slot` of slots_.
   struct Buffer {
     TfLiteType type = kTfLiteNoType;
     std::vector<int> dims;
-    std::vector<uint64_t> storage;
+    size_t words = 0;
+    int slot = -1;
   };
+
+  // The activation tensors a step reads and writes (constants aside).
+  std::vector<int> StepInputs(const Step& step) const {
+    if (step.op >= 0) return {ops_[step.op].inputs[0]};
+    const KMatch& m = fused_[step.fused]->match;
+    return m.residual >= 0 ? std::vector<int>{m.root, m.residual} : std::vector<int>{m.root};
+  }
+  int StepOutput(const Step& step) const {
+    return step.op >= 0 ? ops_[step.op].outputs[0] : fused_[step.fused]->match.output;
+  }
+
+  // Gives the internal tensors memory, reusing a slot once its tensor's last reader has
+  // run (like TFLite's arena): the fused patterns make large float tensors internal, and
+  // fresh memory for each would leave every write a cache miss.
+  void AssignSlots() {
+    std::map<int, size_t> last_read;
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      for (int t : StepInputs(steps_[i])) last_read[t] = i;
+    }
+    std::vector<int> holder(slots_.size(), -1);
+    for (auto& entry : internal_) entry.second.slot = -1;
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      for (int& h : holder) {
+        const auto it = last_read.find(h);
+        if (h >= 0 && (it == last_read.end() || it->second < i)) h = -1;
+      }
+      const auto out = internal_.find(StepOutput(steps_[i]));
+      if (out == internal_.end()) continue;
+      size_t slot = 0;
+      while (slot < holder.size() && holder[slot] >= 0) ++slot;
+      if (slot == holder.size()) {
+        holder.push_back(-1);
+        slots_.emplace_back();
+      }
+      holder[slot] = out->first;
+      if (slots_[slot].size() < out->second.words + 8) slots_[slot].resize(out->second.words + 8);
+      out->second.slot = static_cast<int>(slot);
+    }
+  }
 
   TfLiteStatus Error(TfLiteContext* context, const char* format, ...)
       __attribute__((format(printf, 3, 4))) {
@@ -305,7 +508,13 @@ class Partition {
 
   void* DataOf(TfLiteContext* context, int index) {
     auto it = internal_.find(index);
-    if (it != internal_.end()) return it->second.storage.data();
+    if (it != internal_.end()) {
+      if (it->second.slot < 0) return nullptr;
+      // 64-byte aligned (each slot has 8 spare words), as TFLite's arena: the kernels'
+      // 512-bit stores must not straddle cache lines.
+      const uintptr_t p = reinterpret_cast<uintptr_t>(slots_[it->second.slot].data());
+      return reinterpret_cast<void*>((p + 63) / 64 * 64);
+    }
     return Tensor(context, index)->data;
   }
 
@@ -317,8 +526,8 @@ class Partition {
       Buffer& b = internal_[index];
       b.type = t->type;
       b.dims = dims;
-      const size_t bytes = ElementSize(t->type) * static_cast<size_t>(NumElements(dims));
-      b.storage.resize((bytes + 7) / 8 + 1);
+      const size_t bytes = TfLiteTypeSize(t->type) * static_cast<size_t>(NumElements(dims));
+      b.words = (bytes + 7) / 8 + 1;  // memory: AssignSlots, once every shape is known
       return kTfLiteOk;
     }
     if (Dims(t->dims) == dims) return kTfLiteOk;
@@ -455,10 +664,13 @@ class Partition {
     return SetOutputShape(context, op->outputs[0], {dims[0], oh, ow, dims[3]});
   }
 
-  TfLiteStatus PrepareBconv(TfLiteContext* context, OpNode* op) {
-    const std::vector<int> in_dims = DimsOf(context, op->inputs[0]);
+  // `fused_in_dims`: the input shape of a fused LceBconv2d (whose input and output tensors
+  // are never materialized), else nullptr.
+  TfLiteStatus PrepareBconv(TfLiteContext* context, OpNode* op,
+                            const std::vector<int>* fused_in_dims = nullptr) {
+    const std::vector<int> in_dims = fused_in_dims ? *fused_in_dims : DimsOf(context, op->inputs[0]);
     const int filter = op->inputs[1];
-    if (in_dims.size() != 4 || TypeOf(context, op->inputs[0]) != kTfLiteInt32) {
+    if (in_dims.size() != 4 || (!fused_in_dims && TypeOf(context, op->inputs[0]) != kTfLiteInt32)) {
       return Error(context, "node %d: LceBconv2d input must be 4-D bitpacked int32",
                    op->node_index);
     }
@@ -540,14 +752,18 @@ class Partition {
       }
       op->plan_input_dims = in_dims;
     }
+    if (fused_in_dims != nullptr) return kTfLiteOk;
     return SetOutputShape(context, op->outputs[0],
                           {s.batch, op->plan.out_h, op->plan.out_w, op->plan.out_depth});
   }
 
   DelegateState* state_;
   std::vector<OpNode> ops_;
+  std::vector<std::unique_ptr<FusedOp>> fused_;
+  std::vector<Step> steps_;
   std::set<int> tflite_outputs_;
   std::map<int, Buffer> internal_;
+  std::vector<std::vector<uint64_t>> slots_;
   ThreadPool* pool_ = nullptr;  // owned by the delegate
 };
 
@@ -601,7 +817,7 @@ TfLiteStatus CheckAbi(TfLiteContext* context, const std::vector<int>& nodes) {
     if (t.dims != nullptr && (t.dims->size < 0 || t.dims->size > 16)) {
       return fail("TfLiteTensor dims");
     }
-    const size_t element = ElementSize(t.type);
+    const size_t element = TfLiteTypeSize(t.type);
     if (t.allocation_type == kTfLiteMmapRo && element != 0 && t.dims != nullptr &&
         t.bytes != element * static_cast<size_t>(NumElements(Dims(t.dims)))) {
       return fail("TfLiteTensor bytes");
@@ -625,7 +841,7 @@ TfLiteStatus CheckAbi(TfLiteContext* context, const std::vector<int>& nodes) {
         if (tensor.dims == nullptr || tensor.dims->size < 0 || tensor.dims->size > 8) {
           return fail("TfLiteTensor dims");
         }
-        const size_t element = ElementSize(tensor.type);
+        const size_t element = TfLiteTypeSize(tensor.type);
         if (tensor.allocation_type == kTfLiteMmapRo && element != 0 &&
             tensor.bytes != element * static_cast<size_t>(NumElements(Dims(tensor.dims)))) {
           return fail("TfLiteTensor bytes");
@@ -698,6 +914,40 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
   if (nodes.empty()) return kTfLiteOk;
   if (CheckAbi(context, nodes) != kTfLiteOk) return kTfLiteDelegateError;
   if (CheckExecutionOrder(context, plan) != kTfLiteOk) return kTfLiteError;
+  // The float glue this delegate computes itself (fusion.h): matched on the graph, kept
+  // where TFLite would keep each pattern in one partition, each with its spec.
+  std::vector<std::pair<KMatch, KFusionSpec>> fused;
+  std::vector<NotFused> not_fused;
+  if (state->fuse) {
+    const FusionGraph graph = GraphFromContext(context, plan);
+    FusionMatches matches = MatchKPatterns(graph);
+    if (!KeepPartitionable(context, nodes, &matches)) {
+      for (const KMatch& m : matches.fused) {
+        matches.not_fused.push_back({m.bconv, "TFLite's partitioning preview failed"});
+      }
+      matches.fused.clear();
+    }
+    for (const KMatch& m : matches.fused) {
+      KFusionSpec spec;
+      std::string problem;
+      if (SpecForMatch(graph, m, &spec, &problem)) {
+        fused.push_back({m, spec});
+      } else {
+        matches.not_fused.push_back({m.bconv, problem});
+      }
+    }
+    not_fused = matches.not_fused;
+    std::set<int> all(nodes.begin(), nodes.end());
+    for (const auto& f : fused) all.insert(f.first.nodes.begin(), f.first.nodes.end());
+    nodes.assign(all.begin(), all.end());
+  }
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->pending.clear();
+    for (const auto& f : fused) {
+      for (int n : f.first.nodes) state->pending[n] = &f;
+    }
+  }
   std::vector<int> list(nodes.size() + 1);
   list[0] = static_cast<int>(nodes.size());
   std::copy(nodes.begin(), nodes.end(), list.begin() + 1);
@@ -711,9 +961,12 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
   reg.version = 1;
   const TfLiteStatus status = context->ReplaceNodeSubsetsWithDelegateKernels(
       context, reg, reinterpret_cast<const TfLiteIntArray*>(list.data()), delegate);
-  if (status != kTfLiteOk) return status;
   std::lock_guard<std::mutex> lock(state->mu);
+  state->pending.clear();
+  if (status != kTfLiteOk) return status;
   for (int k = 0; k < 4; ++k) state->nodes[k] += counts[k];
+  state->fused.insert(state->fused.end(), fused.begin(), fused.end());
+  state->not_fused.insert(state->not_fused.end(), not_fused.begin(), not_fused.end());
   return kTfLiteOk;
 }
 
@@ -746,8 +999,13 @@ __attribute__((visibility("default"))) TfLiteDelegate* tflite_plugin_create_dele
       // "auto": keep SelectIsa's choice (the best ISA, or $XNOR_KERAS_NATIVE_ISA's).
       const std::string problem = value == "auto" ? "" : ParseIsa(value, &state->isa);
       if (!problem.empty()) return report(problem);
+    } else if (key == "fuse") {
+      if (value != "on" && value != "off") {
+        return report("fuse must be on or off. Received: " + value);
+      }
+      state->fuse = value == "on";
     } else {
-      return report("unknown option " + key + " (known: num_threads, isa)");
+      return report("unknown option " + key + " (known: num_threads, isa, fuse)");
     }
   }
   state->delegate.data_ = state.get();
@@ -767,26 +1025,57 @@ __attribute__((visibility("default"))) void tflite_plugin_destroy_delegate(
 }
 
 // What a delegate did, as JSON: {"isa": ..., "threads": ..., "partitions": (delegate
-// kernels, each a run of consecutive LCE ops), "invocations": (kernel runs), "seconds":
-// (time spent in them), "nodes": {"LceBconv2d": n, ...} (LCE nodes taken over)}.
-// Returns the length needed.
+// kernels, each a run of consecutive claimed ops), "invocations": (kernel runs), "seconds":
+// (time spent in them), "nodes": {"LceBconv2d": n, ...} (LCE nodes taken over), "fuse":
+// bool, "fused": [{"kind": "K", "bconv": node, "nodes": [...]}] (patterns run fused),
+// "not_fused": [{"node": (LceBconv2d), "reason": ...}] (candidates that were not)}.
+// Returns the length needed (call again with a larger buffer if it is >= size).
 __attribute__((visibility("default"))) int xnor_keras_delegate_info(TfLiteDelegate* delegate,
                                                                     char* buffer, int size) {
   using namespace xk;
   auto* s = static_cast<DelegateState*>(delegate->data_);
   std::lock_guard<std::mutex> lock(s->mu);
-  return std::snprintf(
-      buffer, static_cast<size_t>(size),
+  char head[512];
+  std::snprintf(
+      head, sizeof(head),
       "{\"isa\": \"%s\", \"threads\": %d, \"partitions\": %d, \"invocations\": %" PRId64
-      ", \"seconds\": %.9f, \"nodes\": {\"%s\": %d, \"%s\": %d, \"%s\": %d, \"%s\": %d}}",
+      ", \"seconds\": %.9f, \"nodes\": {\"%s\": %d, \"%s\": %d, \"%s\": %d, \"%s\": %d}",
       IsaName(s->isa), s->threads_used, s->partitions, s->invocations.load(),
       static_cast<double>(s->nanoseconds.load()) * 1e-9, kOpNames[0],
       s->nodes[0], kOpNames[1], s->nodes[1], kOpNames[2], s->nodes[2], kOpNames[3],
       s->nodes[3]);
+  std::string json = head;
+  json += std::string(", \"fuse\": ") + (s->fuse ? "true" : "false") + ", \"fused\": [";
+  for (size_t i = 0; i < s->fused.size(); ++i) {
+    const KMatch& m = s->fused[i].first;
+    json += (i ? ", " : "") + std::string("{\"kind\": \"K\", \"bconv\": ") +
+            std::to_string(m.bconv) + ", \"nodes\": [";
+    for (size_t k = 0; k < m.nodes.size(); ++k) json += (k ? ", " : "") + std::to_string(m.nodes[k]);
+    json += "]}";
+  }
+  json += "], \"not_fused\": [";
+  for (size_t i = 0; i < s->not_fused.size(); ++i) {
+    std::string reason;
+    for (char c : s->not_fused[i].reason) {
+      if (c == '"' || c == '\\') reason += '\\';
+      reason += (c >= 0 && c < 32) ? ' ' : c;
+    }
+    json += (i ? ", " : "") + std::string("{\"node\": ") + std::to_string(s->not_fused[i].node) +
+            ", \"reason\": \"" + reason + "\"}";
+  }
+  json += "]}";
+  const int needed = static_cast<int>(json.size());
+  if (needed < size) {
+    std::memcpy(buffer, json.c_str(), json.size() + 1);
+  } else if (size > 0) {
+    buffer[0] = '\0';
+  }
+  return needed;
 }
 
 // Per-node kernel time, as JSON: {"nodes": [{"node": (TFLite node index), "op": name,
-// "runs": n, "seconds": s}, ...]} for every LCE node this delegate runs, accumulated
+// "runs": n, "seconds": s[, "fused_into": (LceBconv2d node)]}, ...]} for every node this
+// delegate runs (fused patterns: see NodeProfile), accumulated
 // since it was applied or last reset; `reset` != 0 zeroes the counters after reading.
 // Returns the length needed (call again with a larger buffer if it is >= size).
 __attribute__((visibility("default"))) int xnor_keras_delegate_profile(TfLiteDelegate* delegate,
@@ -796,13 +1085,14 @@ __attribute__((visibility("default"))) int xnor_keras_delegate_profile(TfLiteDel
   auto* s = static_cast<DelegateState*>(delegate->data_);
   std::lock_guard<std::mutex> lock(s->mu);
   std::string json = "{\"nodes\": [";
-  char item[160];
+  char item[200];
   for (auto& [index, p] : s->profile) {
     std::snprintf(item, sizeof(item),
-                  "%s{\"node\": %d, \"op\": \"%s\", \"runs\": %" PRId64 ", \"seconds\": %.9f}",
-                  json.size() > 11 ? ", " : "", index, kOpNames[p.kind], p.runs.load(),
+                  "%s{\"node\": %d, \"op\": \"%s\", \"runs\": %" PRId64 ", \"seconds\": %.9f",
+                  json.size() > 11 ? ", " : "", index, p.op.c_str(), p.runs.load(),
                   static_cast<double>(p.nanoseconds.load()) * 1e-9);
     json += item;
+    json += p.fused_into >= 0 ? ", \"fused_into\": " + std::to_string(p.fused_into) + "}" : "}";
   }
   json += "]}";
   const int needed = static_cast<int>(json.size());

@@ -123,6 +123,24 @@ XK_TARGET inline void FastTransformPanel(const BConvView& p, const int32_t* acc,
     y0 = _mm256_add_ps(y0, _mm256_loadu_ps(corr));
     y1 = _mm256_add_ps(y1, _mm256_loadu_ps(corr + 8));
   }
+  if (p.pixel_scale.scale != nullptr) {  // clamp(y * K[pixel], lo, hi), see bconv.h
+    const __m256 k = _mm256_set1_ps(p.pixel_scale.scale[t.pixel]);
+    const __m256 lo_f = _mm256_set1_ps(p.pixel_scale.lo), hi_f = _mm256_set1_ps(p.pixel_scale.hi);
+    y0 = _mm256_min_ps(hi_f, _mm256_max_ps(lo_f, _mm256_mul_ps(y0, k)));
+    y1 = _mm256_min_ps(hi_f, _mm256_max_ps(lo_f, _mm256_mul_ps(y1, k)));
+    if (p.pixel_scale.residual != nullptr) {  // clamp(y + residual, residual_lo, residual_hi)
+      const float* r = p.pixel_scale.residual + t.pixel * p.out_depth + t.oc0;
+      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      const __m256i n = _mm256_set1_epi32(t.valid);
+      const __m256 r0 = _mm256_maskload_ps(r, _mm256_cmpgt_epi32(n, lane));
+      const __m256 r1 = _mm256_maskload_ps(
+          r + 8, _mm256_cmpgt_epi32(_mm256_sub_epi32(n, _mm256_set1_epi32(8)), lane));
+      const __m256 rlo = _mm256_set1_ps(p.pixel_scale.residual_lo);
+      const __m256 rhi = _mm256_set1_ps(p.pixel_scale.residual_hi);
+      y0 = _mm256_min_ps(rhi, _mm256_max_ps(rlo, _mm256_add_ps(y0, r0)));
+      y1 = _mm256_min_ps(rhi, _mm256_max_ps(rlo, _mm256_add_ps(y1, r1)));
+    }
+  }
   float* dst = reinterpret_cast<float*>(output) + t.pixel * p.out_depth + t.oc0;
   if (t.valid == 16) {
     _mm256_storeu_ps(dst, y0);

@@ -135,6 +135,18 @@ XK_TARGET inline void FastTransformPanel(const BConvView& p, const int32_t* acc,
     y = _mm512_add_ps(
         y, _mm512_loadu_ps(p.float_corrections + t.pattern * p.slots() + t.slot0));
   }
+  if (p.pixel_scale.scale != nullptr) {  // clamp(y * K[pixel], lo, hi), see bconv.h
+    y = _mm512_mul_ps(y, _mm512_set1_ps(p.pixel_scale.scale[t.pixel]));
+    y = _mm512_min_ps(_mm512_set1_ps(p.pixel_scale.hi),
+                      _mm512_max_ps(_mm512_set1_ps(p.pixel_scale.lo), y));
+    if (p.pixel_scale.residual != nullptr) {  // clamp(y + residual, residual_lo, residual_hi)
+      const __m512 r = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << t.valid) - 1),
+                                             p.pixel_scale.residual + t.pixel * p.out_depth + t.oc0);
+      y = _mm512_min_ps(_mm512_set1_ps(p.pixel_scale.residual_hi),
+                        _mm512_max_ps(_mm512_set1_ps(p.pixel_scale.residual_lo),
+                                      _mm512_add_ps(y, r)));
+    }
+  }
   float* dst = reinterpret_cast<float*>(output) + t.pixel * p.out_depth + t.oc0;
   _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << t.valid) - 1), y);
 }

@@ -286,19 +286,20 @@ std::string PrepareBConv(Isa isa, const BConvSpec& s, const int32_t* filter,
   return problem.what != nullptr ? message(problem) : "";
 }
 
-void RunBConv(const BConvPlan& plan, const int32_t* input, void* output, ThreadPool* pool) {
+void RunBConv(const BConvPlan& plan, const int32_t* input, void* output, ThreadPool* pool,
+              const BConvPixelScale* pixel_scale) {
   const IsaOps& ops = OpsFor(plan.isa);
   const int threads = pool == nullptr ? 1 : pool->num_threads();
   const BConvSplit split = BConvSplitFor(plan, threads);
   const size_t scratch = static_cast<size_t>(plan.scratch_bytes);
   if (threads == 1) {
     BConvRunTasks(ops, plan, plan.arena.data(), input, output,
-                  internal::ThreadScratch(0, scratch), split, 0, split.tasks);
+                  internal::ThreadScratch(0, scratch), split, 0, split.tasks, pixel_scale);
     return;
   }
   pool->Run(static_cast<int>(split.tasks), [&](int task) {
     BConvRunTasks(ops, plan, plan.arena.data(), input, output,
-                  internal::ThreadScratch(0, scratch), split, task, task + 1);
+                  internal::ThreadScratch(0, scratch), split, task, task + 1, pixel_scale);
   });
 }
 

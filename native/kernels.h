@@ -97,7 +97,9 @@ std::string PrepareBConv(Isa isa, const BConvSpec& spec, const int32_t* filter,
 // Runs the convolution: input [batch, in_h, in_w, in_words] words; output
 // [batch, out_h, out_w, out_depth] of float / int8 / int32 words. The tasks of
 // BConvSplitFor(plan, pool threads) run on the pool, each with its thread's scratch.
-void RunBConv(const BConvPlan& plan, const int32_t* input, void* output, ThreadPool* pool);
+// `pixel_scale`: the optional float-output epilogue of bconv.h (BConvPixelScale).
+void RunBConv(const BConvPlan& plan, const int32_t* input, void* output, ThreadPool* pool,
+              const BConvPixelScale* pixel_scale = nullptr);
 
 }  // namespace xk
 

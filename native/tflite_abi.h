@@ -12,7 +12,10 @@
 //     ending in `inplace_operator`), TfLiteDelegate, TfLiteDelegateParams;
 //   * TfLiteContext: tensors_size, GetExecutionPlan, tensors, ResizeTensor, ReportError,
 //     GetNodeAndRegistration, ReplaceNodeSubsetsWithDelegateKernels and
-//     recommended_num_threads (later fields are declared for layout only, never used);
+//     recommended_num_threads, PreviewDelegatePartitioning (used by the fusion to learn
+//     which tensors leave a partition; the other later fields are declared for layout only);
+//   * TfLiteConvParams, TfLiteMulParams, TfLiteAddParams (builtin_op_data.h), read only for
+//     nodes the fusion claims;
 //   * ResizeTensor taking ownership of a malloc'ed TfLiteIntArray (freed with free());
 //   * unresolved custom ops being given a placeholder registration whose custom_name is
 //     the op's name, and the delegate flag kTfLiteDelegateFlagsAllowDynamicTensors (1)
@@ -58,7 +61,41 @@ typedef enum : int {
   kTfLitePersistentRo = 5,
 } TfLiteAllocationType;
 
-enum { kTfLiteBuiltinCustom = 32, kTfLiteBuiltinDelegate = 51 };
+enum {
+  kTfLiteBuiltinAdd = 0,
+  kTfLiteBuiltinConv2d = 3,
+  kTfLiteBuiltinMul = 18,
+  kTfLiteBuiltinReshape = 22,
+  kTfLiteBuiltinCustom = 32,
+  kTfLiteBuiltinMean = 40,
+  kTfLiteBuiltinDelegate = 51,
+  kTfLiteBuiltinAbs = 101,
+};
+
+// builtin_op_data.h: the options of the builtin ops the fusion (fusion_match.h) reads
+// from TfLiteNode::builtin_data. TfLitePadding: 0 unknown, 1 SAME, 2 VALID;
+// TfLiteFusedActivation: 0 none, 1 relu, 2 relu_n1_to_1, 3 relu6, 4 tanh, 5 sign_bit,
+// 6 sigmoid. The delegate cross-checks CONV_2D's options against its tensors' shapes.
+enum { kTfLitePaddingSame = 1, kTfLitePaddingValid = 2 };
+
+struct TfLiteConvParams {
+  int padding;
+  int stride_width;
+  int stride_height;
+  int activation;
+  int dilation_width_factor;
+  int dilation_height_factor;
+  int quantized_bias_type;
+};
+
+struct TfLiteMulParams {
+  int activation;
+};
+
+struct TfLiteAddParams {
+  int activation;
+  bool pot_scale_int16;
+};
 
 struct TfLiteContext;
 struct TfLiteDelegate;
@@ -174,12 +211,32 @@ struct TfLiteDelegate {
 
 }  // extern "C"
 
+// Bytes per element of the tensor types the library reads (0 for others).
+inline size_t TfLiteTypeSize(int type) {
+  switch (type) {
+    case kTfLiteFloat32:
+    case kTfLiteInt32:
+      return 4;
+    case kTfLiteInt8:
+    case kTfLiteUInt8:
+    case kTfLiteBool:
+      return 1;
+    case kTfLiteInt16:
+      return 2;
+    case kTfLiteInt64:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
 #if defined(__LP64__) || defined(_LP64)
 static_assert(sizeof(TfLiteTensor) == 112, "TfLiteTensor layout (LP64)");
 static_assert(offsetof(TfLiteTensor, bytes) == 40, "TfLiteTensor layout (LP64)");
 static_assert(offsetof(TfLiteNode, custom_initial_data) == 48, "TfLiteNode layout (LP64)");
 static_assert(offsetof(TfLiteRegistration, custom_name) == 48, "TfLiteRegistration layout");
 static_assert(offsetof(TfLiteContext, recommended_num_threads) == 72, "TfLiteContext layout");
+static_assert(offsetof(TfLiteContext, PreviewDelegatePartitioning) == 152, "TfLiteContext layout");
 #endif
 
 #endif  // XNOR_KERAS_NATIVE_TFLITE_ABI_H_

@@ -375,7 +375,13 @@ def test_float_ops_stay_on_xnnpack(fashion_flatbuffer):
 def test_batch_resize(fashion_flatbuffer):
     """Inputs resized after loading (here to a batch of 3) re-plan the binary ops."""
     x = np.random.default_rng(5).normal(size=(3, 28, 28, 1)).astype(np.float32)
-    interpreter = native.tflite_interpreter(fashion_flatbuffer)
+    batched, singles = batch_and_singles(native.tflite_interpreter(fashion_flatbuffer), x)
+    np.testing.assert_array_equal(batched, np.concatenate(singles))
+
+
+def batch_and_singles(interpreter, x):
+    """``interpreter``'s outputs for each sample of ``x`` alone, then (input resized)
+    for the whole batch: ``(batched output, [single outputs])``."""
     index = interpreter.get_input_details()[0]["index"]
     output = interpreter.get_output_details()[0]["index"]
     singles = []
@@ -387,7 +393,7 @@ def test_batch_resize(fashion_flatbuffer):
     interpreter.allocate_tensors()
     interpreter.set_tensor(index, x)
     interpreter.invoke()
-    np.testing.assert_array_equal(interpreter.get_tensor(output), np.concatenate(singles))
+    return interpreter.get_tensor(output), singles
 
 
 def test_forced_fallback_is_reported(fashion_flatbuffer):
@@ -467,20 +473,27 @@ def test_bad_requests_are_clear_errors(fashion_flatbuffer):
 
 
 def test_profile_counts_every_node(fashion_flatbuffer):
-    """The delegate's per-node counters see every LCE node once per invoke and reset on
-    demand; `profile_flatbuffer` gives one row per op with its class."""
+    """The delegate's per-node counters see every node it runs (the LCE nodes, and with
+    fusion the builtin nodes of the fused patterns) once per invoke and reset on demand;
+    `profile_flatbuffer` gives one row per op with its class."""
     from deploy.bench import profile_flatbuffer
 
-    interpreter = native.tflite_interpreter(fashion_flatbuffer)
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
-                           np.zeros((1, 28, 28, 1), np.float32))
     model = TFLiteModel(fashion_flatbuffer)
     lce_nodes = {op.index: op.name for op in model.ops if op.name in LCE_OPS}
-    for _ in range(3):
-        interpreter.invoke()
-    profile = native.delegate_profile(interpreter.xnor_keras_delegate, reset=True)
-    assert {entry["node"]: entry["op"] for entry in profile} == lce_nodes
-    assert all(entry["runs"] == 3 and entry["seconds"] > 0 for entry in profile)
+    for fuse in (False, True):
+        interpreter = native.tflite_interpreter(fashion_flatbuffer, fuse=fuse)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                               np.zeros((1, 28, 28, 1), np.float32))
+        for _ in range(3):
+            interpreter.invoke()
+        fused = native.delegate_report(interpreter.xnor_keras_delegate)["fused"]
+        assert bool(fused) == fuse
+        expected = dict(lce_nodes)
+        expected.update({n: model.ops[n].name for f in fused for n in f["nodes"]})
+        profile = native.delegate_profile(interpreter.xnor_keras_delegate, reset=True)
+        assert {entry["node"]: entry["op"] for entry in profile} == expected
+        assert all(entry["runs"] == 3 for entry in profile)
+        assert all(entry["seconds"] > 0 for entry in profile if entry["op"] in LCE_OPS)
     assert all(entry["runs"] == 0 for entry in native.delegate_profile(
         interpreter.xnor_keras_delegate))
     result = profile_flatbuffer(fashion_flatbuffer, runs=2, warmup=0, progress=False)

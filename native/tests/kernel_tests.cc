@@ -10,6 +10,12 @@
 // must agree bit for bit with the first one (portable) on every output type. On x86-64 both AVX2 popcount
 // variants (vpshufb, the default, and Harley-Seal) are checked.
 //
+// The fused K kernel (fusion.h) is checked against eq. 11 written from the definition
+// (affine in float as TFLite's MUL/ADD, then signs and means of |x| in double, the box
+// filter with zero padding), bitpacked output exactly, K to 1e-5 relative and bit for bit
+// across ISAs; the K epilogue of the binary convolution (bconv.h BConvPixelScale) equals
+// the plain convolution's output times K, clamped, bit for bit.
+//
 // Usage: kernel_tests [--isa NAME] [--cases N] [--seed S]; prints one line per ISA (SKIP
 // with the reason for ISAs this CPU/build cannot run) and exits non-zero on the first
 // mismatch. --isa NAME checks portable and NAME only, and fails if NAME is unavailable.
@@ -23,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "../fusion.h"
 #include "../isa.h"
 #include "../kernels.h"
 
@@ -320,6 +327,190 @@ void CheckPoolAndPacking(const std::vector<xk::Isa>& isas) {
   }
 }
 
+xk::KFusionSpec RandomKSpec(int* batch) {
+  xk::KFusionSpec s;
+  *batch = Uniform(1, 2);
+  static const int kChannels[] = {1, 3, 16, 31, 32, 33, 64, 100, 128, 300};
+  s.channels = kChannels[Uniform(0, 9)];
+  s.has_box = Uniform(0, 3) != 0;
+  xk::BoxFilter& b = s.box;
+  if (s.has_box) {
+    b.filter_h = Uniform(1, 5);
+    b.filter_w = Uniform(0, 2) == 0 ? Uniform(1, 5) : b.filter_h;
+    b.stride_h = Uniform(1, 2);
+    b.stride_w = Uniform(1, 2);
+    b.dilation_h = Uniform(0, 3) == 0 ? 2 : 1;
+    b.dilation_w = Uniform(0, 3) == 0 ? 2 : 1;
+    b.padding_same = Uniform(0, 2) != 0;
+    b.value = 1.0f / static_cast<float>(b.filter_h * b.filter_w);
+    b.bias = Uniform(0, 3) == 0 ? 0.25f : 0.0f;
+    const int min_h = b.padding_same ? 1 : (b.filter_h - 1) * b.dilation_h + 1;
+    const int min_w = b.padding_same ? 1 : (b.filter_w - 1) * b.dilation_w + 1;
+    s.in_h = Uniform(min_h, min_h + 8);
+    s.in_w = Uniform(min_w, min_w + 8);
+    int pad;
+    s.out_h = RefOutSize(b.padding_same, s.in_h, b.filter_h, b.stride_h, b.dilation_h, &pad);
+    s.out_w = RefOutSize(b.padding_same, s.in_w, b.filter_w, b.stride_w, b.dilation_w, &pad);
+    s.mean_length = s.channels;
+  } else {  // a dense layer: one mean over the whole item
+    s.in_h = Uniform(1, 4);
+    s.in_w = Uniform(1, 4);
+    s.out_h = s.out_w = 1;
+    s.mean_length = int64_t{s.in_h} * s.in_w * s.channels;
+  }
+  static const float kLo[] = {-INFINITY, 0.0f, -1.0f, 0.0f};
+  static const float kHi[] = {INFINITY, INFINITY, 1.0f, 6.0f};
+  const int act = Uniform(0, 3);
+  s.lo = kLo[act];
+  s.hi = kHi[act];
+  return s;
+}
+
+void CheckKFusion(const std::vector<xk::Isa>& isas) {
+  int batch;
+  xk::KFusionSpec s = RandomKSpec(&batch);
+  const int c = s.channels;
+  const int64_t per_item = int64_t{s.in_h} * s.in_w * c;
+  std::vector<std::vector<float>> constants;
+  const int steps = Uniform(0, 2);
+  for (int i = 0; i < steps; ++i) {
+    xk::AffineStep a;
+    a.kind = Uniform(0, 1) ? xk::AffineStep::kMul : xk::AffineStep::kAdd;
+    a.length = Uniform(0, 3) == 0 ? 1 : (Uniform(0, 2) == 0 ? per_item : c);
+    constants.emplace_back(a.length);
+    for (float& v : constants.back()) v = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+    s.affine.push_back(a);
+  }
+  for (int i = 0; i < steps; ++i) s.affine[i].values = constants[i].data();
+  const std::string problem = xk::CheckKFusionSpec(s);
+  if (!problem.empty()) Fail("CheckKFusionSpec rejected a valid spec: " + problem);
+  std::vector<float> u(static_cast<size_t>(batch * per_item));
+  for (float& v : u) v = std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng);
+  for (size_t i = 0; i < u.size(); i += 13) u[i] = (i / 13) % 2 ? 0.0f : -0.0f;
+  // The definition.
+  std::vector<float> x(u.size());
+  for (size_t i = 0; i < u.size(); ++i) {
+    float v = u[i];
+    for (const xk::AffineStep& a : s.affine) {
+      const float k = a.values[a.length == 1 ? 0 : (i % per_item) % a.length];
+      v = a.kind == xk::AffineStep::kMul ? v * k : v + k;
+    }
+    x[i] = v;
+  }
+  std::vector<int8_t> signs(x.size());
+  for (size_t i = 0; i < x.size(); ++i) signs[i] = x[i] < 0.0f ? -1 : 1;
+  const auto bits = PackSigns(signs, static_cast<int64_t>(x.size()) / c, c);
+  const int64_t groups = static_cast<int64_t>(x.size()) / s.mean_length;
+  std::vector<double> means(groups, 0.0);
+  for (size_t i = 0; i < x.size(); ++i) means[i / s.mean_length] += std::fabs(x[i]);
+  for (double& m : means) m /= static_cast<double>(s.mean_length);
+  std::vector<double> k(static_cast<size_t>(batch) * s.out_h * s.out_w);
+  if (!s.has_box) {
+    for (size_t i = 0; i < k.size(); ++i) k[i] = means[i];
+  } else {
+    const xk::BoxFilter& b = s.box;
+    int pt, pl;
+    RefOutSize(b.padding_same, s.in_h, b.filter_h, b.stride_h, b.dilation_h, &pt);
+    RefOutSize(b.padding_same, s.in_w, b.filter_w, b.stride_w, b.dilation_w, &pl);
+    for (int n = 0; n < batch; ++n) {
+      for (int oy = 0; oy < s.out_h; ++oy) {
+        for (int ox = 0; ox < s.out_w; ++ox) {
+          double sum = b.bias;
+          for (int ky = 0; ky < b.filter_h; ++ky) {
+            for (int kx = 0; kx < b.filter_w; ++kx) {
+              const int y = oy * b.stride_h - pt + ky * b.dilation_h;
+              const int xx = ox * b.stride_w - pl + kx * b.dilation_w;
+              if (y >= 0 && y < s.in_h && xx >= 0 && xx < s.in_w) {
+                sum += b.value * means[(static_cast<int64_t>(n) * s.in_h + y) * s.in_w + xx];
+              }
+            }
+          }
+          k[(static_cast<int64_t>(n) * s.out_h + oy) * s.out_w + ox] = sum;
+        }
+      }
+    }
+  }
+  std::vector<float> first_k;
+  for (xk::Isa isa : isas) {
+    for (int threads : {1, 2}) {
+      xk::ThreadPool pool(threads);
+      xk::KFusion f;
+      const std::string error = f.Prepare(s, batch);
+      if (!error.empty()) Fail("KFusion::Prepare: " + error);
+      f.RunPrologue(isa, u.data(), &pool, nullptr);
+      const std::string where = std::string("K fusion isa=") + xk::IsaName(isa) + " C=" +
+                                std::to_string(c) + " box=" + std::to_string(s.has_box);
+      if (std::memcmp(f.bits(), bits.data(), bits.size() * 4) != 0) Fail(where + ": bits");
+      const xk::BConvPixelScale e = f.scale();
+      if (e.lo != s.lo || e.hi != s.hi) Fail(where + ": activation bounds");
+      std::vector<float> got(e.scale, e.scale + k.size());
+      for (size_t i = 0; i < k.size(); ++i) {
+        if (std::fabs(got[i] - k[i]) > 1e-5 * std::fabs(k[i]) + 1e-30) {
+          Fail(where + ": K[" + std::to_string(i) + "] = " + std::to_string(got[i]) + " != " +
+               std::to_string(k[i]));
+        }
+      }
+      if (first_k.empty()) first_k = got;
+      if (got != first_k) Fail(where + ": K differs between ISAs or thread counts");
+    }
+  }
+}
+
+// The K epilogue: RunBConv with BConvPixelScale = clamp(RunBConv * K[pixel], lo, hi), then
+// (half of the cases) clamp(+ residual, residual_lo, residual_hi).
+void CheckPixelScale(const std::vector<xk::Isa>& isas) {
+  Case c = RandomCase();
+  xk::BConvSpec& s = c.spec;
+  s.output_type = xk::OutputType::kFloat;
+  const int cin_g = s.channels_in / s.groups;
+  const auto x = RandomSigns(static_cast<int64_t>(s.batch) * s.in_h * s.in_w * s.channels_in);
+  const auto w = RandomSigns(static_cast<int64_t>(s.channels_out) * s.filter_h * s.filter_w * cin_g);
+  std::vector<float> m(s.channels_out), b(s.channels_out);
+  for (int o = 0; o < s.channels_out; ++o) {
+    m[o] = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+    b[o] = std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng);
+  }
+  const auto xp = PackSigns(x, static_cast<int64_t>(s.batch) * s.in_h * s.in_w, s.channels_in);
+  const auto wp = PackSigns(w, static_cast<int64_t>(s.channels_out) * s.filter_h * s.filter_w, cin_g);
+  static const float kLo[] = {-INFINITY, 0.0f, -1.0f, 0.0f};
+  static const float kHi[] = {INFINITY, INFINITY, 1.0f, 6.0f};
+  const int act = Uniform(0, 3);
+  const bool with_residual = Uniform(0, 1) != 0;
+  const int residual_act = Uniform(0, 3);
+  for (xk::Isa isa : isas) {
+    xk::BConvPlan plan;
+    const std::string error = xk::PrepareBConv(isa, s, wp.data(), m.data(), b.data(), nullptr, &plan);
+    if (!error.empty()) Fail("PrepareBConv: " + error);
+    const int64_t pixels = static_cast<int64_t>(s.batch) * plan.out_h * plan.out_w;
+    std::vector<float> k(pixels);
+    for (float& v : k) v = std::uniform_real_distribution<float>(-1.5f, 1.5f)(rng);
+    xk::BConvPixelScale e;
+    e.scale = k.data();
+    e.lo = kLo[act];
+    e.hi = kHi[act];
+    std::vector<float> residual(pixels * s.channels_out);
+    for (float& v : residual) v = std::uniform_real_distribution<float>(-4.0f, 4.0f)(rng);
+    if (with_residual) {
+      e.residual = residual.data();
+      e.residual_lo = kLo[residual_act];
+      e.residual_hi = kHi[residual_act];
+    }
+    std::vector<float> plain(pixels * s.channels_out), scaled(plain.size());
+    xk::ThreadPool pool(1);
+    xk::RunBConv(plan, xp.data(), plain.data(), &pool);
+    xk::RunBConv(plan, xp.data(), scaled.data(), &pool, &e);
+    for (size_t i = 0; i < plain.size(); ++i) {
+      const float v = plain[i] * k[i / s.channels_out];
+      float want = std::min(std::max(v, e.lo), e.hi);
+      if (with_residual) want = std::min(std::max(want + residual[i], e.residual_lo), e.residual_hi);
+      if (std::memcmp(&want, &scaled[i], 4) != 0 && !(want == 0.0f && scaled[i] == 0.0f)) {
+        Fail(c.Describe() + " isa=" + xk::IsaName(isa) + ": K epilogue at " + std::to_string(i) +
+             ": " + std::to_string(scaled[i]) + " != " + std::to_string(want));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -354,6 +545,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < cases; ++i) {
     CheckBConv(isas, RandomCase());  // AVX2: vpshufb
     if (i % 4 == 0) CheckPoolAndPacking(isas);
+    if (i % 2 == 0) CheckKFusion(isas);
+    if (i % 4 == 1) CheckPixelScale(isas);
   }
   if (avx2) {  // cases from the same seed on the Harley-Seal AVX2 kernel
     rng.seed(seed);
@@ -361,7 +554,10 @@ int main(int argc, char** argv) {
     for (int i = 0; i < cases; ++i) CheckBConv({xk::Isa::kAvx2}, RandomCase());
     xk::internal::SetAvx2Popcount(xk::internal::kAvx2Vpshufb);
   }
-  for (xk::Isa isa : isas) std::printf("PASS %s: %d binary convolutions\n", xk::IsaName(isa), cases);
+  for (xk::Isa isa : isas) {
+    std::printf("PASS %s: %d binary convolutions, %d fused K prologues, %d K epilogues\n",
+                xk::IsaName(isa), cases, (cases + 1) / 2, (cases + 2) / 4);
+  }
   if (avx2) std::printf("PASS avx2 (Harley-Seal): %d binary convolutions\n", cases);
   return 0;
 }
