@@ -68,7 +68,9 @@ def test_install_rejects_an_unknown_dependency_set_before_installing_anything():
     result = subprocess.run(["bash", f"{ROOT}/scripts/install.sh", "no_such_set"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert result.stderr == "install.sh: no scripts/deps.d/no_such_set.sh\n"
+    assert result.stderr == ("install.sh: no scripts/deps.d/no_such_set.sh or "
+                             "scripts/optional.d/no_such_set.sh\n")
+
 
 
 def test_the_main_job_installs_only_what_it_needs():
