@@ -37,7 +37,7 @@ import enum
 
 from absl import flags  # absl comes with TensorFlow
 
-from xnor_keras.validation import positive_int
+from xnor_keras.validation import one_of, positive_int
 
 __all__ = ["BinaryOptions", "Scope", "check_option", "ALPHA_MODES", "WEIGHT_GRADIENTS",
            "BLOCK_ORDERS", "BINARY_GRADIENTS", "DEFAULT_BINARY_GRADIENT",
@@ -84,9 +84,8 @@ def check_option(name, value, *, optional=False):
         raise ValueError(f"{name} must be True or False. Received: {name}={value!r}")
     if meta["kind"] is int:
         positive_int(name, value, optional=True)
-    if meta["choices"] is not None and value not in meta["choices"]:
-        raise ValueError(
-            f"{name} must be one of {meta['choices']}. Received: {name}={value!r}")
+    if meta["choices"] is not None:
+        one_of(name, value, meta["choices"])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ from larq.quantizers import _BaseQuantizer
 
 from xnor_keras.options import BINARY_GRADIENTS, DEFAULT_BINARY_GRADIENT, WEIGHT_GRADIENTS
 from xnor_keras.scaling import mean_abs_alpha
-from xnor_keras.validation import positive_int
+from xnor_keras.validation import one_of, positive_int
 
 __all__ = [
     "xnor_weight",
@@ -44,10 +44,7 @@ def _clipped(x, dy):
 
 
 def _check_weight_gradient(gradient):
-    if gradient not in WEIGHT_GRADIENTS:
-        raise ValueError(
-            f"gradient must be one of {WEIGHT_GRADIENTS}. Received: gradient={gradient!r}"
-        )
+    one_of("gradient", gradient, WEIGHT_GRADIENTS)
 
 
 def xnor_weight(w: tf.Tensor, *, gradient: str = "paper") -> tf.Tensor:
@@ -144,8 +141,7 @@ def kbit(x: tf.Tensor, *, k: int) -> tf.Tensor:
 
 
 def _check_binary_gradient_mode(mode):
-    if mode not in BINARY_GRADIENTS:
-        raise ValueError(f"mode must be one of {BINARY_GRADIENTS}. Received: mode={mode!r}")
+    one_of("mode", mode, BINARY_GRADIENTS)
 
 
 def _binary_gradient_axes(mode, rank):

@@ -38,7 +38,7 @@ import tensorflow as tf
 from xnor_keras import data, distribute, models
 from xnor_keras.io import atomic_savefig, atomic_write
 from xnor_keras.options import BinaryOptions
-from xnor_keras.validation import positive_int
+from xnor_keras.validation import one_of, positive_int
 
 __all__ = ["TrainConfig", "check_jit_compile", "Recipe", "RECIPES", "recipe_for", "train",
            "plot_curves"]
@@ -161,18 +161,13 @@ class TrainConfig(BinaryOptions):
 
 
 def recipe_for(model):
-    if model not in RECIPES:
-        raise ValueError(f"model must be one of {tuple(RECIPES)}. Received: model={model!r}")
-    return RECIPES[model]
+    return RECIPES[one_of("model", model, tuple(RECIPES))]
 
 
 def _resolve(config):
     """Fills a config's None fields from the recipe and validates it."""
     recipe = recipe_for(config.model)
-    if config.precision not in models.PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {models.PRECISIONS}. Received: precision={config.precision!r}"
-        )
+    one_of("precision", config.precision, models.PRECISIONS)
     for name in ("epochs", "batch_size", "train_limit", "eval_limit"):
         value = getattr(config, name)
         if value is not None:  # None: the recipe's default (the flags cannot pass None)
@@ -181,11 +176,9 @@ def _resolve(config):
         raise ValueError(f"jit_compile must be True or False. Received: "
                          f"jit_compile={config.jit_compile!r}")
     optimizer = config.optimizer or ("adam" if config.precision in recipe.adam_for else "sgd")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}. Received: optimizer={optimizer!r}")
+    one_of("optimizer", optimizer, OPTIMIZERS)
     schedule = config.schedule or recipe.schedule
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}. Received: schedule={schedule!r}")
+    one_of("schedule", schedule, SCHEDULES)
     if config.weight_decay < 0:
         raise ValueError(f"weight_decay must be 0 or positive. Received: "
                          f"weight_decay={config.weight_decay}")

@@ -16,7 +16,22 @@ Integers are Python or NumPy integers (anything `numbers.Integral`), never ``boo
 
 import numbers
 
-__all__ = ["integer_at_least", "positive_int"]
+__all__ = ["integer_at_least", "positive_int", "one_of"]
+
+
+def one_of(name, value, choices, *, error=ValueError):
+    """Returns ``value`` if it is among ``choices``; raises ``error`` otherwise.
+
+    >>> one_of("schedule", "step", ("step", "cosine"))
+    'step'
+    >>> one_of("schedule", "linear", ("step", "cosine"))
+    Traceback (most recent call last):
+    ...
+    ValueError: schedule must be one of ('step', 'cosine'). Received: schedule='linear'
+    """
+    if value not in choices:
+        raise error(f"{name} must be one of {choices}. Received: {name}={value!r}")
+    return value
 
 
 def integer_at_least(name, value, minimum, *, optional=False, error=ValueError):

@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple
 
 from xnor_keras.models import architectures
 from xnor_keras.models.policy import PRECISIONS, Policy
+from xnor_keras.validation import one_of
 
 __all__ = ["ARCHITECTURES", "Architecture", "PRECISIONS", "Policy", "build"]
 
@@ -38,10 +39,7 @@ ARCHITECTURES = {
 
 def build(name, precision="xnor", *, input_shape=None, num_classes=None, **options):
     """Builds architecture ``name`` in ``precision`` ("fp", "bwn", "xnor", "bc", "bnn")."""
-    if name not in ARCHITECTURES:
-        raise ValueError(
-            f"name must be one of {tuple(ARCHITECTURES)}. Received: name={name!r}"
-        )
+    one_of("name", name, tuple(ARCHITECTURES))
     arch = ARCHITECTURES[name]
     return arch.builder(
         Policy(precision, **options),

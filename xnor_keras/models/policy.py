@@ -26,6 +26,7 @@ from xnor_keras import layers as xl
 from xnor_keras.blocks import binary_block
 from xnor_keras.options import BinaryOptions, Scope
 from xnor_keras.quantizers import BinaryInput
+from xnor_keras.validation import one_of
 
 __all__ = ["Policy", "PRECISIONS", "classifier"]
 
@@ -47,10 +48,7 @@ class Policy:
 
     def __init__(self, precision="xnor", **options):
         """``options``: `xnor_keras.options.BinaryOptions` fields (None: the default)."""
-        if precision not in PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {PRECISIONS}. Received: precision={precision!r}"
-            )
+        one_of("precision", precision, PRECISIONS)
         given = BinaryOptions(**options).given()
         scopes = () if precision == "fp" else (Scope.WEIGHT,)
         if precision in ("xnor", "bnn"):
