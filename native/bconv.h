@@ -58,6 +58,7 @@ struct BConvLayout {
   int backtransform = 0;     // K = kh * kw * channels_in / groups
   int out_depth = 0;         // channels_out, or its bitpacked words
   int block_pixels = 0;      // pixels per im2col block (multiple of the micro-kernel rows)
+  int micro_rows = 0;        // the micro-kernel's rows (BConvSplitFor's granularity)
   int a_row_words = 0;       // 64-bit words per packed activation row
   int panel_words = 0;       // 64-bit words per packed 16-channel filter panel
   int32_t clamp_min = 0, clamp_max = 0;
@@ -137,6 +138,7 @@ BConvScratch BConvScratchIn(const BConvLayout& layout, void* scratch);
 // thread and few pixel blocks the panels are split too (bitpacked output only at 32-channel
 // word boundaries, so tasks never share an output word).
 struct BConvSplit {
+  int task_pixels = 0;   // pixels per task's block (<= the layout's block_pixels)
   int64_t blocks = 0, tasks = 0;
   int panels = 0, chunks = 1, per_chunk = 0;
 };

@@ -168,6 +168,7 @@ BConvProblem BConvPlanLayout(const internal::IsaOps& ops, Isa isa, const BConvSp
   int block = (64 * 1024) / (p.a_row_words * 8);
   block = MaxI(ops.micro_rows, MinI(512, block));
   p.block_pixels = block / ops.micro_rows * ops.micro_rows;
+  p.micro_rows = ops.micro_rows;
 
   const int K = p.backtransform;
   if (s.output_type != OutputType::kBitpacked) {
@@ -351,11 +352,24 @@ BConvScratch BConvScratchIn(const BConvLayout& p, void* scratch) {
 BConvSplit BConvSplitFor(const BConvLayout& p, int threads) {
   BConvSplit sp;
   const int64_t pixels = int64_t{p.spec.batch} * p.out_h * p.out_w;
+  sp.task_pixels = p.block_pixels;
   sp.blocks = (pixels + p.block_pixels - 1) / p.block_pixels;
   sp.panels = p.spec.groups * p.panels_per_group;
-  // Enough tasks to balance the threads: split the channel panels when there are few
-  // pixel blocks. Bitpacked output splits only at word boundaries (2 panels), and only
-  // when panels of a group start on a word.
+  // Enough tasks to balance the threads: first smaller pixel blocks (down to 8 micro-kernel
+  // rows), then, when there are still few, split the channel panels — each chunk of a
+  // block gathers the block's im2col rows again, so panels split last. Bitpacked output
+  // splits only at word boundaries (2 panels), and only when panels of a group start on a
+  // word.
+  if (threads > 1 && sp.blocks < 4 * int64_t{threads}) {
+    const int64_t micro = p.micro_rows;
+    const int64_t want = (pixels + 4 * threads - 1) / (4 * threads);
+    int64_t task = (want + micro - 1) / micro * micro;
+    task = task < 8 * micro ? 8 * micro : task;
+    if (task < sp.task_pixels) {
+      sp.task_pixels = static_cast<int>(task);
+      sp.blocks = (pixels + task - 1) / task;
+    }
+  }
   int chunks = 1;
   if (threads > 1 && sp.blocks < 4 * int64_t{threads}) {
     const int64_t want = (4 * int64_t{threads} + sp.blocks - 1) / sp.blocks;
@@ -381,11 +395,14 @@ void BConvRunTasks(const internal::IsaOps& ops, const BConvLayout& layout, const
     view.pixel_scale = *pixel_scale;
   }
   const BConvScratch s = BConvScratchIn(layout, scratch);
+  const int64_t pixels = int64_t{layout.spec.batch} * layout.out_h * layout.out_w;
   for (int64_t task = task_begin; task < task_end; ++task) {
     const int64_t b = task / split.chunks;
     const int c = static_cast<int>(task % split.chunks);
     const int end = (c + 1) * split.per_chunk;
-    ops.bconv_task(view, s, input, output, b, c * split.per_chunk,
+    const int64_t m0 = b * split.task_pixels;
+    const int64_t rows = pixels - m0 < split.task_pixels ? pixels - m0 : split.task_pixels;
+    ops.bconv_task(view, s, input, output, m0, static_cast<int>(rows), c * split.per_chunk,
                    end < split.panels ? end : split.panels);
   }
 }

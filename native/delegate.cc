@@ -151,6 +151,7 @@ struct FusedOp {
   OpNode bconv;
   KFusion fusion;
   std::vector<int> plan_dims;  // the root's dims the plans were made for
+  std::vector<int> root_dims;  // the root's dims when the pattern was matched
   NodeProfile* prologue = nullptr;  // the LceQuantize's entry
   NodeProfile* box = nullptr;       // the K node's entry
   std::vector<NodeProfile*> rest;   // every other node's entry (0 ns)
@@ -211,6 +212,7 @@ class Partition {
     f->match = pattern.first;
     f->spec = pattern.second;
     const KMatch& m = f->match;
+    f->root_dims = DimsOf(context, m.root);
     TfLiteNode* node = nullptr;
     TfLiteRegistration* reg = nullptr;
     if (context->GetNodeAndRegistration(context, m.bconv, &node, &reg) != kTfLiteOk ||
@@ -255,6 +257,8 @@ class Partition {
         return "CONV_2D";
       case kTfLiteBuiltinReshape:
         return "RESHAPE";
+      case kTfLiteBuiltinMaxPool2d:
+        return "MAX_POOL_2D";
       default:
         return "builtin";
     }
@@ -357,12 +361,20 @@ class Partition {
       return Error(context, "node %d: the fused pattern needs float32 input and output", m.mul);
     }
     const std::vector<int> dims = DimsOf(context, m.root);
-    const int64_t per_item = int64_t{s.in_h} * s.in_w * s.channels;
+    const int64_t per_item = KFusionInputValues(s);
     const int64_t elements = NumElements(dims);
     if (dims.empty() || elements < per_item || elements % per_item != 0 ||
         elements / per_item > (1 << 20)) {
       return Error(context, "node %d: fused input %s is not a batch of %dx%dx%d", m.mul,
-                   ShapeString(dims).c_str(), s.in_h, s.in_w, s.channels);
+                   ShapeString(dims).c_str(), s.has_pool ? s.pool.in_h : s.in_h,
+                   s.has_pool ? s.pool.in_w : s.in_w, s.has_pool ? s.pool.channels : s.channels);
+    }
+    // Only the batch may change: the unfused affine would broadcast another shape.
+    if (dims.size() != f->root_dims.size() ||
+        !std::equal(dims.begin() + 1, dims.end(), f->root_dims.begin() + 1)) {
+      return Error(context, "node %d: fused input %s is not the %s the pattern was matched for "
+                   "(only its batch may change)", m.mul, ShapeString(dims).c_str(),
+                   ShapeString(f->root_dims).c_str());
     }
     const int batch = static_cast<int>(elements / per_item);
     if (f->plan_dims != dims) {
@@ -1027,7 +1039,8 @@ __attribute__((visibility("default"))) void tflite_plugin_destroy_delegate(
 // What a delegate did, as JSON: {"isa": ..., "threads": ..., "partitions": (delegate
 // kernels, each a run of consecutive claimed ops), "invocations": (kernel runs), "seconds":
 // (time spent in them), "nodes": {"LceBconv2d": n, ...} (LCE nodes taken over), "fuse":
-// bool, "fused": [{"kind": "K", "bconv": node, "nodes": [...]}] (patterns run fused),
+// bool, "fused": [{"kind": "K", "bconv": node, "nodes": [...][, "pool": (its MAX_POOL_2D)]}]
+// (patterns run fused),
 // "not_fused": [{"node": (LceBconv2d), "reason": ...}] (candidates that were not)}.
 // Returns the length needed (call again with a larger buffer if it is >= size).
 __attribute__((visibility("default"))) int xnor_keras_delegate_info(TfLiteDelegate* delegate,
@@ -1051,7 +1064,7 @@ __attribute__((visibility("default"))) int xnor_keras_delegate_info(TfLiteDelega
     json += (i ? ", " : "") + std::string("{\"kind\": \"K\", \"bconv\": ") +
             std::to_string(m.bconv) + ", \"nodes\": [";
     for (size_t k = 0; k < m.nodes.size(); ++k) json += (k ? ", " : "") + std::to_string(m.nodes[k]);
-    json += "]}";
+    json += m.pool >= 0 ? "], \"pool\": " + std::to_string(m.pool) + "}" : "]}";
   }
   json += "], \"not_fused\": [";
   for (size_t i = 0; i < s->not_fused.size(); ++i) {

@@ -90,6 +90,43 @@ XK_CLONES void RowsPass(int steps, bool mul0, bool mul1, const float* in, RowCon
               : RowsPassT<2, false, false>(in, k, n, rows, out, sums);
 }
 
+// Pixels [pixel_begin, pixel_end) of u = maxpool(v) (flat over the batch, `oh` x `ow`
+// pixels per item) into `out`: per channel the max over the window's taps inside v (SAME's
+// padding is -inf: never the max), `m < t ? t : m` in tap order (TFLite's std::max), then
+// clamp(m, lo, hi) as TFLite's activation: the same floats, not a rounding of them.
+XK_CLONES void MaxPoolPixels(const MaxPoolSpec& p, int oh, int ow, int pad_top, int pad_left,
+                             const float* v, int64_t pixel_begin, int64_t pixel_end,
+                             float* out) {
+  const int c = p.channels;
+  const bool clamp = p.lo != -__builtin_inff() || p.hi != __builtin_inff();
+  for (int64_t q = pixel_begin; q < pixel_end; ++q, out += c) {
+    const int64_t item = q / (int64_t{oh} * ow);
+    const int oy = static_cast<int>(q / ow % oh), ox = static_cast<int>(q % ow);
+    const int y0 = MaxOf(0, oy * p.stride_h - pad_top);
+    const int y1 = MinOf(p.in_h, oy * p.stride_h - pad_top + p.filter_h);
+    const int x0 = MaxOf(0, ox * p.stride_w - pad_left);
+    const int x1 = MinOf(p.in_w, ox * p.stride_w - pad_left + p.filter_w);
+    bool first = true;
+    for (int y = y0; y < y1; ++y) {
+      for (int x = x0; x < x1; ++x) {
+        const float* t = v + ((item * p.in_h + y) * p.in_w + x) * c;
+        if (first) {
+          for (int i = 0; i < c; ++i) out[i] = t[i];
+          first = false;
+          continue;
+        }
+        for (int i = 0; i < c; ++i) out[i] = out[i] < t[i] ? t[i] : out[i];
+      }
+    }
+    if (clamp) {
+      for (int i = 0; i < c; ++i) {
+        const float m = out[i] < p.lo ? p.lo : out[i];
+        out[i] = m > p.hi ? p.hi : m;
+      }
+    }
+  }
+}
+
 // K = A (*) box, eq. 11: zero padding outside the map of means, so a window's sum is the
 // sum over its part inside the map, read from a summed-area table (in double) when the
 // box is not dilated. `table` holds (in_h + 1) * (in_w + 1) doubles.
@@ -149,7 +186,36 @@ void BoxFilterMeans(const BoxFilter& box, int batch, int in_h, int in_w, const f
   }
 }
 
+std::string CheckMaxPool(const KFusionSpec& s) {
+  const MaxPoolSpec& p = s.pool;
+  if (p.in_h < 1 || p.in_w < 1 || p.channels < 1) {
+    return Received("K fusion: the max-pool's input height, width and channels must be >= 1",
+                    p.in_h);
+  }
+  if (int64_t{p.in_h} * p.in_w * p.channels > (int64_t{1} << 30)) {
+    return Received("K fusion: the max-pool's input is implausibly large, height", p.in_h);
+  }
+  if (p.filter_h < 1 || p.filter_w < 1 || p.stride_h < 1 || p.stride_w < 1) {
+    return Received("K fusion: max-pool filter sizes and strides must be >= 1", p.filter_h);
+  }
+  int oh, ow, pad;
+  WindowGeometry(p.padding_same, p.in_h, p.filter_h, p.stride_h, 1, &oh, &pad);
+  WindowGeometry(p.padding_same, p.in_w, p.filter_w, p.stride_w, 1, &ow, &pad);
+  if (oh < 1 || ow < 1 || s.channels % p.channels != 0 ||
+      int64_t{oh} * ow * p.channels != int64_t{s.in_h} * s.in_w * s.channels) {
+    return Received("K fusion: the max-pool's output is not the quantized input, pooled height",
+                    oh);
+  }
+  if (!(p.lo <= p.hi)) return "K fusion: the max-pool's activation bounds are reversed";
+  return "";
+}
+
 }  // namespace
+
+int64_t KFusionInputValues(const KFusionSpec& s) {
+  return s.has_pool ? int64_t{s.pool.in_h} * s.pool.in_w * s.pool.channels
+                    : int64_t{s.in_h} * s.in_w * s.channels;
+}
 
 std::string CheckKFusionSpec(const KFusionSpec& s) {
   if (s.in_h < 1 || s.in_w < 1) return Received("K fusion: input height and width must be >= 1", s.in_h);
@@ -204,7 +270,7 @@ std::string CheckKFusionSpec(const KFusionSpec& s) {
   if (!(s.lo <= s.hi) || !(s.residual_lo <= s.residual_hi)) {
     return "K fusion: an activation's lower bound exceeds its upper bound";
   }
-  return "";
+  return s.has_pool ? CheckMaxPool(s) : "";
 }
 
 std::string KFusion::Prepare(const KFusionSpec& spec, int batch) {
@@ -238,6 +304,17 @@ void KFusion::RowsTask(Isa isa, const float* u, int64_t row_begin, int64_t row_e
   float* x = spec_.affine.empty()
                  ? nullptr
                  : static_cast<float*>(internal::ThreadScratch(1, sizeof(float) * kChunk * c));
+  // With a pool, u exists only per chunk (pixels of u tile the rows: c % pool.channels == 0).
+  float* pooled = spec_.has_pool
+                      ? static_cast<float*>(internal::ThreadScratch(2, sizeof(float) * kChunk * c))
+                      : nullptr;
+  const MaxPoolSpec& p = spec_.pool;
+  int oh = 0, ow = 0, pad_top = 0, pad_left = 0;
+  if (spec_.has_pool) {
+    WindowGeometry(p.padding_same, p.in_h, p.filter_h, p.stride_h, 1, &oh, &pad_top);
+    WindowGeometry(p.padding_same, p.in_w, p.filter_w, p.stride_w, 1, &ow, &pad_left);
+  }
+  const int64_t pixels_per_row = spec_.has_pool ? c / p.channels : 0;
   const int64_t per_item = int64_t{spec_.in_h} * spec_.in_w * c;
   const int steps = static_cast<int>(spec_.affine.size());
   const bool mul0 = steps > 0 && spec_.affine[0].kind == AffineStep::kMul;
@@ -250,8 +327,14 @@ void KFusion::RowsTask(Isa isa, const float* u, int64_t row_begin, int64_t row_e
   }
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kChunk) {
     const int64_t n = row_end - r0 < kChunk ? row_end - r0 : kChunk;
-    RowsPass(steps, mul0, mul1, u + r0 * c, &k, c, n, x, row_sums_.data() + r0);
-    QuantizeFloat(isa, x == nullptr ? u + r0 * c : x, n, c, bits_.data() + r0 * words_);
+    const float* in = u + r0 * c;
+    if (pooled != nullptr) {
+      MaxPoolPixels(p, oh, ow, pad_top, pad_left, u, r0 * pixels_per_row,
+                    (r0 + n) * pixels_per_row, pooled);
+      in = pooled;
+    }
+    RowsPass(steps, mul0, mul1, in, &k, c, n, x, row_sums_.data() + r0);
+    QuantizeFloat(isa, x == nullptr ? in : x, n, c, bits_.data() + r0 * words_);
   }
 }
 

@@ -2,13 +2,16 @@
 //
 // The lowering (deploy/lowering) emits, per XNOR layer with input scaling K (eq. 11):
 //
+//     u = maxpool(v)                     optional MAX_POOL_2D (the pooling before a layer)
 //     x = affine(u)                      optional per-channel MUL / ADD (BatchNorm), in order
 //     K = box(mean_c |x|)                ABS -> MEAN over channels -> k x k CONV_2D with a
 //                                        constant 1/(k*k) filter (or, for dense layers, the
 //                                        mean over the whole flattened input -> RESHAPE)
 //     y = clamp(LceBconv2d(LceQuantize(x)) * K, lo, hi)      MUL with a fused activation
 //
-// `KFusion` computes all of it from u with one pass over u per row chunk (the affine, the
+// `KFusion` computes all of it from u (or v: u is then pooled per row chunk, never stored
+// whole; float max is exact, so u is TFLite's pooled tensor bit for bit) with one pass over
+// u per row chunk (the affine, the
 // bitpacking of sign(x) with the ISA's LceQuantize kernel, and the row sums of |x|), a box
 // filter over the 1-channel map of means, and the binary convolution with K multiplied
 // into its output transform (bconv.h BConvPixelScale). The bitpacked x equals
@@ -42,6 +45,15 @@ struct BoxFilter {
   float value = 0.0f, bias = 0.0f;
 };
 
+// TFLite's MAX_POOL_2D from v (in_h x in_w x channels per item) to u: SAME pads with
+// -inf (padded taps are ignored), then the clamp of its fused activation.
+struct MaxPoolSpec {
+  int in_h = 0, in_w = 0, channels = 0;
+  int filter_h = 1, filter_w = 1, stride_h = 1, stride_w = 1;
+  bool padding_same = false;
+  float lo = -__builtin_inff(), hi = __builtin_inff();
+};
+
 // Per batch item: the quantized tensor x is in_h x in_w x channels (channels bitpacked by
 // LceQuantize), its means of |x| are taken over `mean_length` consecutive values (channels,
 // or in_h * in_w * channels for a dense layer), and K has out_h * out_w values (the binary
@@ -56,7 +68,12 @@ struct KFusionSpec {
   float lo = -__builtin_inff(), hi = __builtin_inff();  // the MUL's fused activation
   bool has_residual = false;  // an ADD of a shortcut after the MUL, with its activation
   float residual_lo = -__builtin_inff(), residual_hi = __builtin_inff();
+  bool has_pool = false;  // the kernel reads v and pools it to u (whose flat order is x's;
+  MaxPoolSpec pool;       // its pixels of pool.channels tile the rows of `channels`)
 };
+
+// Floats per batch item of what the kernel reads: v with a pool, else u.
+int64_t KFusionInputValues(const KFusionSpec& spec);
 
 // Validates `spec` (one line, "... Received: ..."), "" if it is consistent.
 std::string CheckKFusionSpec(const KFusionSpec& spec);
@@ -71,7 +88,7 @@ class KFusion {
  public:
   // `spec` must pass CheckKFusionSpec; `batch` items; returns "" or an error.
   std::string Prepare(const KFusionSpec& spec, int batch);
-  // u: batch x in_h x in_w x channels floats -> bitpacked x (batch x in_h x in_w x
+  // u: batch x in_h x in_w x channels floats (v with a pool) -> bitpacked x (batch x in_h x in_w x
   // BitpackedWords(channels) words, `bits()`) and K (`scale()`, batch x out_h x out_w).
   void RunPrologue(Isa isa, const float* u, ThreadPool* pool, KFusionTimes* times);
   const int32_t* bits() const { return bits_.data(); }

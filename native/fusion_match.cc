@@ -30,6 +30,8 @@ const char* GraphOpName(GraphOp op) {
       return "CONV_2D";
     case GraphOp::kReshape:
       return "RESHAPE";
+    case GraphOp::kMaxPool2d:
+      return "MAX_POOL_2D";
     case GraphOp::kOther:
       break;
   }
@@ -70,7 +72,8 @@ class Matcher {
       if (n.op != GraphOp::kLceBconv2d) continue;
       KMatch m;
       std::string reason;
-      const int status = Match(n, &m, &reason);
+      std::string pool_refused;
+      const int status = Match(n, &m, &reason, &pool_refused);
       if (status == kNotCandidate) continue;
       if (status == kFused) {
         bool overlap = false;
@@ -78,6 +81,7 @@ class Matcher {
         if (!overlap) {
           taken.insert(m.nodes.begin(), m.nodes.end());
           out->fused.push_back(m);
+          if (!pool_refused.empty()) out->not_fused.push_back({n.index, pool_refused});
           continue;
         }
         reason = "its nodes overlap another fused pattern";
@@ -109,8 +113,46 @@ class Matcher {
   bool IsFloat(int t) const { return T(t) != nullptr && T(t)->type == kFloat32; }
   bool IsActivation(int t) const { return T(t) != nullptr && !T(t)->constant; }
 
-  // Walks back over RESHAPEs from t: [t, its reshape's input, ...].
-  std::vector<int> ReshapeChain(int t, std::vector<int>* nodes) const {
+  // Whether RESHAPE node r is the pure relabeling a fused pattern may skip: its constant
+  // int32 shape (at most one -1, resolved as TFLite's kernel does) gives exactly its
+  // output's dims, with as many elements as its input. Otherwise TFLite's kernel would
+  // compute another shape or refuse the model, and fusing would hide that.
+  bool ReshapeOk(const GraphNode& r, std::string* why) const {
+    const std::string at = "RESHAPE node " + std::to_string(r.index) + " ";
+    if (r.inputs.size() != 2 || r.outputs.size() != 1 || T(r.inputs[0]) == nullptr ||
+        T(r.outputs[0]) == nullptr) {
+      *why = at + "has no shape input";
+      return false;
+    }
+    const GraphTensor* shape = T(r.inputs[1]);
+    if (shape == nullptr || !shape->constant || shape->type != kInt32 || shape->data == nullptr ||
+        shape->dims.size() != 1) {
+      *why = at + "has no constant 1-D int32 shape";
+      return false;
+    }
+    const int64_t in = Elements(T(r.inputs[0])->dims);
+    const std::vector<int>& out = T(r.outputs[0])->dims;
+    const auto* s = static_cast<const int32_t*>(shape->data);
+    std::vector<int> resolved(s, s + shape->dims[0]);
+    const auto unknown = std::find(resolved.begin(), resolved.end(), -1);
+    if (unknown != resolved.end()) *unknown = 1;  // the product of the others, below
+    const int64_t known = Elements(resolved);
+    if (known < 0) {  // a second -1, another negative, or implausibly large
+      *why = at + "has an invalid shape";
+      return false;
+    }
+    if (unknown != resolved.end()) {
+      const int64_t value = known == 0 ? 0 : in / known;
+      *unknown = value <= INT32_MAX ? static_cast<int>(value) : -1;  // -1: matches no dim
+    }
+    const bool same = in >= 0 && in == Elements(out) && resolved == out;
+    if (!same) *why = at + "has a shape that does not give its output with its input's size";
+    return same;
+  }
+
+  // Walks back over RESHAPEs from t: [t, its reshape's input, ...]; stops before a RESHAPE
+  // that is not `ReshapeOk` and says why in `refused`.
+  std::vector<int> ReshapeChain(int t, std::vector<int>* nodes, std::string* refused) const {
     std::vector<int> chain = {t};
     for (int guard = 0; guard < 8; ++guard) {
       const GraphNode* p = Producer(chain.back());
@@ -118,6 +160,7 @@ class Matcher {
           !IsActivation(p->inputs[0]) || !IsFloat(p->inputs[0])) {
         break;
       }
+      if (!ReshapeOk(*p, refused)) break;
       nodes->push_back(p->index);
       chain.push_back(p->inputs[0]);
     }
@@ -129,7 +172,8 @@ class Matcher {
     return kRejected;
   }
 
-  int Match(const GraphNode& b, KMatch* m, std::string* reason) const {
+  int Match(const GraphNode& b, KMatch* m, std::string* reason,
+            std::string* pool_refused) const {
     if (b.inputs.empty() || b.outputs.size() != 1 || !IsFloat(b.outputs[0])) return kNotCandidate;
     const int bout = b.outputs[0];
     const std::vector<int> bout_readers = Consumers(bout);
@@ -171,8 +215,9 @@ class Matcher {
     if (m->box) {
       std::string why;
       if (!BoxFilterOk(*kp, &why)) return Reject(reason, "CONV_2D node " + std::to_string(kp->index) + ": " + why);
-    } else if (Elements(T(a)->dims) != Elements(T(k)->dims)) {
-      return Reject(reason, "RESHAPE node " + std::to_string(kp->index) + " changes the size");
+    } else {
+      std::string why;
+      if (!ReshapeOk(*kp, &why)) return Reject(reason, "K's " + why);
     }
     const GraphNode* mean = Producer(a);
     if (mean == nullptr || mean->op != GraphOp::kMean) {
@@ -216,8 +261,9 @@ class Matcher {
     m->quantized_input = q->inputs[0];
     // x: the tensor that both ABS and LceQuantize read, up to RESHAPEs.
     std::vector<int> reshapes_a, reshapes_q;
-    const std::vector<int> chain_a = ReshapeChain(abs->inputs[0], &reshapes_a);
-    const std::vector<int> chain_q = ReshapeChain(q->inputs[0], &reshapes_q);
+    std::string refused;  // a RESHAPE either chain stopped at
+    const std::vector<int> chain_a = ReshapeChain(abs->inputs[0], &reshapes_a, &refused);
+    const std::vector<int> chain_q = ReshapeChain(q->inputs[0], &reshapes_q, &refused);
     int x = -1;
     size_t ia = 0, iq = 0;
     for (iq = 0; iq < chain_q.size() && x < 0; ++iq) {
@@ -228,7 +274,10 @@ class Matcher {
         }
       }
     }
-    if (x < 0) return Reject(reason, "ABS and LceQuantize do not read the same tensor");
+    if (x < 0) {
+      return Reject(reason, "ABS and LceQuantize do not read the same tensor" +
+                                (refused.empty() ? "" : " (" + refused + ")"));
+    }
     --iq;  // chain_q[iq] == x == chain_a[ia]; the first iq / ia reshapes lie between
     nodes.insert(nodes.end(), reshapes_q.begin(), reshapes_q.begin() + iq);
     nodes.insert(nodes.end(), reshapes_a.begin(), reshapes_a.begin() + ia);
@@ -285,6 +334,14 @@ class Matcher {
       inside.insert(p->index);
       root = other;
     }
+    const std::string pool_problem = MatchMaxPool(root, m->quantized_input, inside, m);
+    if (m->pool >= 0) {
+      nodes.insert(nodes.end(), m->pool_nodes.begin(), m->pool_nodes.end());
+      m->unpooled_root = root;
+      root = by_index_.at(m->pool)->inputs[0];
+    } else if (!pool_problem.empty()) {
+      *pool_refused = pool_problem;
+    }
     m->last = mul.index;
     m->output = m->mul_output = mul.outputs[0];
     MatchResidualAdd(m, &nodes);
@@ -296,6 +353,57 @@ class Matcher {
     m->x = x;
     m->k = k;
     return kFused;
+  }
+
+  // u = [RESHAPE...](MAX_POOL_2D(v)), each tensor read only by the pattern, with options
+  // TFLite's kernel and KFusion agree on: sets m->pool and m->pool_nodes; "" if u has no
+  // such producer, else why not.
+  std::string MatchMaxPool(int root, int quantized, std::set<int> inside, KMatch* m) const {
+    std::vector<int> reshapes;
+    std::string refused;
+    const std::vector<int> chain = ReshapeChain(root, &reshapes, &refused);
+    const int u = chain.back();  // the pool's output
+    const GraphNode* p = Producer(u);
+    if (p == nullptr || p->op != GraphOp::kMaxPool2d) {
+      return refused.empty() ? "" : "its input's " + refused + ": not fused";
+    }
+    const std::string at = "its MAX_POOL_2D node " + std::to_string(p->index) + " is not fused: ";
+    if (p->inputs.size() != 1 || p->outputs.size() != 1) return at + "malformed";
+    inside.insert(reshapes.begin(), reshapes.end());
+    for (int t : chain) {
+      if (!OnlyReadBy(t, inside)) {
+        return at + "tensor " + std::to_string(t) + " is also read outside the pattern";
+      }
+    }
+    if (!p->padding_known) return at + "unknown padding";
+    if (p->activation < 0 || p->activation > 3) {
+      return at + "fused activation " + std::to_string(p->activation) +
+             " is not none/relu/relu_n1_to_1/relu6";
+    }
+    const int v = p->inputs[0];
+    if (!IsActivation(v) || !IsFloat(v) || !IsFloat(u)) return at + "not float32";
+    const std::vector<int>& vd = T(v)->dims;
+    const std::vector<int>& ud = T(u)->dims;
+    const std::vector<int>& qd = T(quantized)->dims;
+    if (vd.size() != 4 || ud.size() != 4 || qd.size() != 4 || vd[0] != ud[0] ||
+        vd[3] != ud[3] || vd[3] < 1 || qd[3] % vd[3] != 0 ||
+        Elements(ud) != Elements(qd)) {
+      return at + "its pixels do not tile the quantized input's";
+    }
+    if (p->filter_h < 1 || p->filter_w < 1 || p->stride_h < 1 || p->stride_w < 1) {
+      return at + "invalid filter sizes or strides";
+    }
+    auto out = [&](int in, int f, int s) {
+      return p->padding_same ? (in + s - 1) / s : (in - f + s) / s;
+    };
+    if (ud[1] != out(vd[1], p->filter_h, p->stride_h) ||
+        ud[2] != out(vd[2], p->filter_w, p->stride_w)) {
+      return at + "its options do not give its output shape";
+    }
+    m->pool = p->index;
+    m->pool_nodes = reshapes;
+    m->pool_nodes.push_back(p->index);
+    return "";
   }
 
   // ADD(MUL output, r) with r a float activation of the same shape, the only reader.

@@ -10,7 +10,9 @@
 // intermediate tensor is read only inside the pattern. A per-channel MUL / ADD chain with
 // constant operands that produces x and feeds only the pattern is fused too (up to 2), and
 // so is an ADD of a non-constant tensor of the same shape (a shortcut) that alone reads the
-// MUL's output.
+// MUL's output. A MAX_POOL_2D producing the pattern's input u (the affine's input, or x;
+// RESHAPEs allowed in between), read only by the pattern, is fused too (the pattern then reads the pool's input);
+// one that is not gets a line in `not_fused` and the pattern is fused without it.
 #ifndef XNOR_KERAS_NATIVE_FUSION_MATCH_H_
 #define XNOR_KERAS_NATIVE_FUSION_MATCH_H_
 
@@ -31,6 +33,7 @@ enum class GraphOp {
   kMean,
   kConv2d,
   kReshape,
+  kMaxPool2d,
 };
 
 const char* GraphOpName(GraphOp op);
@@ -48,10 +51,11 @@ struct GraphNode {
   std::vector<int> inputs, outputs;
   int activation = 0;  // MUL / ADD / CONV_2D: TfLiteFusedActivation (0 none, 1 relu,
                        // 2 relu_n1_to_1, 3 relu6; others are not fused)
-  // CONV_2D
+  // CONV_2D, MAX_POOL_2D (filter_h / filter_w: MAX_POOL_2D only)
   bool padding_same = false;
   bool padding_known = false;
   int stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  int filter_h = 0, filter_w = 0;
 };
 
 struct FusionGraph {
@@ -82,6 +86,9 @@ struct KMatch {
   int output = 0;           // tensor: the last node's output
   int mul_output = 0;       // tensor: the MUL's output
   std::vector<AffineMatch> affine;  // from u to x
+  int pool = -1;  // node: a MAX_POOL_2D producing u (then `root` is its input v), or -1
+  std::vector<int> pool_nodes;  // the pool and the RESHAPEs from its output to u
+  int unpooled_root = -1;       // tensor: what the pattern reads without the pool (u)
 };
 
 struct NotFused {

@@ -33,6 +33,8 @@ GraphOp OpOf(const TfLiteRegistration* reg) {
       return GraphOp::kConv2d;
     case kTfLiteBuiltinReshape:
       return GraphOp::kReshape;
+    case kTfLiteBuiltinMaxPool2d:
+      return GraphOp::kMaxPool2d;
     default:
       return GraphOp::kOther;
   }
@@ -109,6 +111,19 @@ FusionGraph GraphFromContext(TfLiteContext* context, const TfLiteIntArray* plan)
         n.dilation_h = p->dilation_height_factor;
         n.dilation_w = p->dilation_width_factor;
       }
+    } else if (n.op == GraphOp::kMaxPool2d) {
+      if (node->builtin_data == nullptr) {
+        n.activation = -1;
+      } else {
+        const auto* p = static_cast<const TfLitePoolParams*>(node->builtin_data);
+        n.activation = p->activation;
+        n.padding_known = p->padding == kTfLitePaddingSame || p->padding == kTfLitePaddingValid;
+        n.padding_same = p->padding == kTfLitePaddingSame;
+        n.stride_h = p->stride_height;
+        n.stride_w = p->stride_width;
+        n.filter_h = p->filter_height;
+        n.filter_w = p->filter_width;
+      }
     }
     g.nodes.push_back(std::move(n));
   }
@@ -157,6 +172,20 @@ bool SpecForMatch(const FusionGraph& g, const KMatch& m, KFusionSpec* spec,
     s.has_residual = true;
     ActivationBounds(nodes.at(m.add)->activation, &s.residual_lo, &s.residual_hi);
   }
+  if (m.pool >= 0) {
+    const GraphNode& pool = *nodes.at(m.pool);
+    const std::vector<int>& v = g.tensors[pool.inputs[0]].dims;  // [1, H, W, C]
+    s.has_pool = true;
+    s.pool.in_h = v[1];
+    s.pool.in_w = v[2];
+    s.pool.channels = v[3];
+    s.pool.filter_h = pool.filter_h;
+    s.pool.filter_w = pool.filter_w;
+    s.pool.stride_h = pool.stride_h;
+    s.pool.stride_w = pool.stride_w;
+    s.pool.padding_same = pool.padding_same;
+    ActivationBounds(pool.activation, &s.pool.lo, &s.pool.hi);
+  }
   *problem = CheckKFusionSpec(s);
   if (!problem->empty()) return false;
   *spec = s;
@@ -165,7 +194,7 @@ bool SpecForMatch(const FusionGraph& g, const KMatch& m, KFusionSpec* spec,
 
 bool KeepPartitionable(TfLiteContext* context, const std::vector<int>& others,
                        FusionMatches* matches) {
-  for (size_t round = 0; round <= 2 * matches->fused.size(); ++round) {
+  for (size_t round = 0; round <= 3 * matches->fused.size(); ++round) {
     if (matches->fused.empty()) return true;
     std::vector<int> claimed = others;
     for (const KMatch& m : matches->fused) claimed.insert(claimed.end(), m.nodes.begin(), m.nodes.end());
@@ -194,8 +223,10 @@ bool KeepPartitionable(TfLiteContext* context, const std::vector<int>& others,
     bool moved = false;
     for (const KMatch& m : matches->fused) {
       std::string why;
+      int failed = -1;  // the node whose placement or output failed
       const auto home = partition_of.find(m.mul);
       for (int node : m.nodes) {
+        failed = node;
         const auto it = partition_of.find(node);
         if (home == partition_of.end() || it == partition_of.end() || it->second != home->second) {
           why = "TFLite would split its nodes over delegate partitions";
@@ -219,6 +250,19 @@ bool KeepPartitionable(TfLiteContext* context, const std::vector<int>& others,
       }
       if (why.empty()) {
         keep.push_back(m);
+      } else if (std::find(m.pool_nodes.begin(), m.pool_nodes.end(), failed) !=
+                 m.pool_nodes.end()) {  // the pool (or a RESHAPE after it): again without it
+        KMatch without = m;
+        for (int n : m.pool_nodes) {
+          without.nodes.erase(std::find(without.nodes.begin(), without.nodes.end(), n));
+        }
+        without.root = m.unpooled_root;
+        without.pool = without.unpooled_root = -1;
+        without.pool_nodes.clear();
+        keep.push_back(without);
+        matches->not_fused.push_back(
+            {m.bconv, "its MAX_POOL_2D node " + std::to_string(m.pool) + " is not fused: " + why});
+        moved = true;
       } else if (m.add >= 0) {  // try again without the residual ADD
         KMatch without = m;
         without.nodes.erase(std::find(without.nodes.begin(), without.nodes.end(), m.add));

@@ -25,7 +25,8 @@ bool SpecForMatch(const FusionGraph& graph, const KMatch& m, KFusionSpec* spec,
 // tensors (every output of its nodes but the last's) TFLite would need outside (a model
 // output, a reader outside the claimed nodes), cannot run fused: such a match is tried
 // again without its residual ADD, if it has one, else moved from matches->fused to
-// matches->not_fused (re-checking until none moves). `others` are the
+// matches->not_fused (re-checking until none moves). A match whose failing node is its
+// pool (or a RESHAPE after it) is tried again without them. `others` are the
 // other nodes the delegate claims. Returns false if TFLite's preview fails.
 bool KeepPartitionable(TfLiteContext* context, const std::vector<int>& others,
                        FusionMatches* matches);

@@ -63,10 +63,10 @@ struct IsaOps {
   int b_words_per_k;      // 64-bit words per depth step in a packed 16-channel filter panel
   // Packs 16 filter rows of k32 words (nullptr rows are padding channels) into a panel.
   void (*pack_panel)(const uint32_t* const* rows, int k32, int k64, uint64_t* out);
-  // Runs one task of a binary convolution: the output pixels of im2col block `block` for
-  // the 16-channel panels [panel_begin, panel_end) (see BConvTaskTyped).
+  // Runs one task of a binary convolution: output pixels [m0, m0 + rows) (rows <=
+  // block_pixels) for the 16-channel panels [panel_begin, panel_end) (see BConvTaskTyped).
   void (*bconv_task)(const BConvView& plan, const BConvScratch& scratch, const int32_t* input,
-                     void* output, int64_t block, int panel_begin, int panel_end);
+                     void* output, int64_t m0, int rows, int panel_begin, int panel_end);
   void (*quantize_float)(const float* in, int64_t rows, int cols, int32_t* out);
   void (*quantize_int8)(const int8_t* in, int64_t rows, int cols, int32_t zero_point,
                         int32_t* out);

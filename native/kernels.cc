@@ -105,14 +105,28 @@ static const IsaOps& OpsFor(Isa isa) {
 
 // ------------------------------------------------------------- threads, scratch ---
 
+// Workers and the caller spin on atomics for a short while (kSpinIterations pauses, tens of
+// microseconds) before they block on a condition variable: a network's kernels follow each
+// other microseconds apart, and a futex wake-up per kernel costs as much as a small kernel.
+// The spin is short because TFLite's own thread pool (XNNPACK) needs the cores in between.
+constexpr int kSpinIterations = 4096;
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
 struct ThreadPool::State {
   std::mutex run_mu;  // one Run at a time (callers from several threads queue up)
-  std::mutex mu;
+  std::mutex mu;      // guards the sleeps, not the task fields
   std::condition_variable work_cv, done_cv;
   std::vector<std::thread> workers;
-  uint64_t generation = 0;
-  bool stop = false;
-  int busy = 0;
+  std::atomic<uint64_t> generation{0};  // released after the task fields are written
+  std::atomic<bool> stop{false};
+  std::atomic<int> busy{0};
   void (*call)(const void*, int) = nullptr;
   const void* fn = nullptr;
   int num_tasks = 0;
@@ -120,6 +134,30 @@ struct ThreadPool::State {
 
   void Drain() {
     for (int i = next.fetch_add(1); i < num_tasks; i = next.fetch_add(1)) call(fn, i);
+  }
+
+  // Spins until done(), then sleeps on cv until it holds (cv is notified under mu).
+  template <class Done>
+  void SpinThenWait(std::condition_variable& cv, const Done& done) {
+    for (int i = 0; i < kSpinIterations; ++i) {
+      if (done()) return;
+      CpuRelax();
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, done);
+  }
+
+  // Until generation != seen (or stop). Returns the new generation.
+  uint64_t AwaitWork(uint64_t seen) {
+    SpinThenWait(work_cv, [&] {
+      return stop.load(std::memory_order_relaxed) ||
+             generation.load(std::memory_order_acquire) != seen;
+    });
+    return generation.load(std::memory_order_acquire);
+  }
+
+  void AwaitDone() {
+    SpinThenWait(done_cv, [&] { return busy.load(std::memory_order_acquire) == 0; });
   }
 };
 
@@ -130,15 +168,13 @@ ThreadPool::ThreadPool(int num_threads)
     s->workers.emplace_back([s] {
       uint64_t seen = 0;
       for (;;) {
-        {
-          std::unique_lock<std::mutex> lock(s->mu);
-          s->work_cv.wait(lock, [&] { return s->stop || s->generation != seen; });
-          if (s->stop) return;
-          seen = s->generation;
-        }
+        seen = s->AwaitWork(seen);
+        if (s->stop.load()) return;
         s->Drain();
-        std::lock_guard<std::mutex> lock(s->mu);
-        if (--s->busy == 0) s->done_cv.notify_one();
+        if (s->busy.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          std::lock_guard<std::mutex> lock(s->mu);  // pairs with AwaitDone's predicate check
+          s->done_cv.notify_one();
+        }
       }
     });
   }
@@ -147,7 +183,7 @@ ThreadPool::ThreadPool(int num_threads)
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(state_->mu);
-    state_->stop = true;
+    state_->stop.store(true);
   }
   state_->work_cv.notify_all();
   for (auto& w : state_->workers) w.join();
@@ -160,19 +196,18 @@ void ThreadPool::RunImpl(int num_tasks, void (*call)(const void*, int), const vo
     return;
   }
   std::lock_guard<std::mutex> run_lock(s->run_mu);
+  s->call = call;
+  s->fn = fn;
+  s->num_tasks = num_tasks;
+  s->next.store(0, std::memory_order_relaxed);
+  s->busy.store(static_cast<int>(s->workers.size()), std::memory_order_relaxed);
   {
-    std::lock_guard<std::mutex> lock(s->mu);
-    s->call = call;
-    s->fn = fn;
-    s->num_tasks = num_tasks;
-    s->next.store(0);
-    s->busy = static_cast<int>(s->workers.size());
-    ++s->generation;
+    std::lock_guard<std::mutex> lock(s->mu);  // pairs with AwaitWork's predicate check
+    s->generation.fetch_add(1, std::memory_order_release);
   }
   s->work_cv.notify_all();
   s->Drain();
-  std::unique_lock<std::mutex> lock(s->mu);
-  s->done_cv.wait(lock, [&] { return s->busy == 0; });
+  s->AwaitDone();
 }
 
 namespace internal {

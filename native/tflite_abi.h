@@ -14,7 +14,7 @@
 //     GetNodeAndRegistration, ReplaceNodeSubsetsWithDelegateKernels and
 //     recommended_num_threads, PreviewDelegatePartitioning (used by the fusion to learn
 //     which tensors leave a partition; the other later fields are declared for layout only);
-//   * TfLiteConvParams, TfLiteMulParams, TfLiteAddParams (builtin_op_data.h), read only for
+//   * TfLiteConvParams, TfLitePoolParams, TfLiteMulParams, TfLiteAddParams (builtin_op_data.h), read only for
 //     nodes the fusion claims;
 //   * ResizeTensor taking ownership of a malloc'ed TfLiteIntArray (freed with free());
 //   * unresolved custom ops being given a placeholder registration whose custom_name is
@@ -64,6 +64,7 @@ typedef enum : int {
 enum {
   kTfLiteBuiltinAdd = 0,
   kTfLiteBuiltinConv2d = 3,
+  kTfLiteBuiltinMaxPool2d = 17,
   kTfLiteBuiltinMul = 18,
   kTfLiteBuiltinReshape = 22,
   kTfLiteBuiltinCustom = 32,
@@ -86,6 +87,16 @@ struct TfLiteConvParams {
   int dilation_width_factor;
   int dilation_height_factor;
   int quantized_bias_type;
+};
+
+struct TfLitePoolParams {
+  int padding;
+  int stride_width;
+  int stride_height;
+  int filter_width;
+  int filter_height;
+  int activation;
+  // followed by the computed padding, not read
 };
 
 struct TfLiteMulParams {

@@ -498,7 +498,19 @@ def test_profile_counts_every_node(fashion_flatbuffer):
         interpreter.xnor_keras_delegate))
     result = profile_flatbuffer(fashion_flatbuffer, runs=2, warmup=0, progress=False)
     assert [row["node"] for row in result.rows] == [op.index for op in model.ops]
-    classes = {row["op"]: row["class"] for row in result.rows}
-    assert classes["LceBconv2d"] == "binary" and classes["CONV_2D"] == "float conv/FC"
-    assert classes["MAX_POOL_2D"] == "glue"
+    fused_nodes = {n for f in fused for n in f["nodes"]}
+    for row, op in zip(result.rows, model.ops):
+        # The box CONV_2D of a fused K is glue (eq. 11's scale), the stem CONV_2D float.
+        box = op.name == "CONV_2D" and model.tensors[op.inputs[1]].shape[0] == 1  # 1 filter
+        expected_class = ("binary" if op.name in LCE_OPS else
+                          "glue" if op.index in fused_nodes or box or op.name == "MAX_POOL_2D" else
+                          "float conv/FC" if op.name in ("CONV_2D", "FULLY_CONNECTED") else
+                          "glue")
+        assert row["class"] == expected_class, (op.index, op.name)
+    assert result.rows[0]["op"] == "CONV_2D" and result.rows[0]["class"] == "float conv/FC"
+    assert any(model.ops[n].name == "CONV_2D" for n in fused_nodes)
+    unfused = profile_flatbuffer(fashion_flatbuffer, runs=1, warmup=0, progress=False, fuse=False)
+    boxes = [row for row, op in zip(unfused.rows, model.ops)
+             if op.name == "CONV_2D" and model.tensors[op.inputs[1]].shape[0] == 1]
+    assert len(boxes) == 3 and all(row["class"] == "glue" for row in boxes)
     assert abs(sum(result.class_ms().values()) - result.total_ms()) < 1e-9

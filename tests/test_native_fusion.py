@@ -10,6 +10,7 @@ bitpacking must equal LceQuantize's) moves an output by 2·|α|·K, far more tha
 """
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -79,6 +80,50 @@ def _random_inputs(model, tensors, rng):
     return [rng.normal(size=model.tensors[t].shape).astype(np.float32) for t in tensors]
 
 
+# Per zoo model with K: the float MAX_POOL_2D nodes that produce a K pattern's input
+# (up to RESHAPEs), fused into it / not (ResNet-18's stem pool also feeds the shortcut).
+POOLS_BEFORE_K = {"fashion_net": ([1, 10, 27], []), "cifar_net": ([9, 26, 43], []),
+                  "resnet18": ([], [1]), "googlenet": ([1, 10, 43, 124], []),
+                  "alexnet": ([2, 11, 36], [])}
+
+
+def _pools_before_k(model, report):
+    """(claimed, refused): MAX_POOL_2D nodes inside a fused pattern's nodes, and those whose
+    output (up to RESHAPEs) is the input of a fused pattern that does not claim them."""
+    producers = {t: op for op in model.ops for t in op.outputs}
+    claimed, refused = [], []
+    for pattern in report["fused"]:
+        nodes = set(pattern["nodes"])
+        pools = [i for i in nodes if model.ops[i].name == "MAX_POOL_2D"]
+        assert len(pools) <= 1, pattern
+        claimed += pools
+        if pools:
+            assert pattern["pool"] == pools[0]
+            continue
+        written = {t for i in nodes for t in model.ops[i].outputs}
+        for t in {t for i in nodes for t in model.ops[i].inputs
+                  if t >= 0 and not model.tensors[t].constant and t not in written}:
+            op = producers.get(t)
+            while op is not None and op.name == "RESHAPE":
+                op = producers.get(op.inputs[0])
+            if op is not None and op.name == "MAX_POOL_2D":
+                refused.append(op.index)
+    return sorted(claimed), sorted(set(refused))
+
+
+def _edited(flatbuffer, change):
+    """``flatbuffer`` with ``change(raw)`` applied to its object API model."""
+    import flatbuffers
+
+    from deploy.tflite_model import schema
+
+    raw = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    change(raw)
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def _bconvs_scaled_by_k(model):
     """LceBconv2d nodes whose output is multiplied by a non-constant tensor (K)."""
     consumers = model.consumers()
@@ -102,12 +147,18 @@ def test_every_fused_pattern_equals_the_unfused_graph(zoo, name, scaling):
     x = rng.normal(size=model.inputs[0].shape).astype(np.float32)
     _, report = _run(flatbuffer, x)
     # Not fused: only residual ADDs that TFLite would run between the pattern's nodes
-    # (ResNet's projection shortcuts: the 1x1 CONV_2D of the residual comes after the MUL).
+    # (ResNet's projection shortcuts: the 1x1 CONV_2D of the residual comes after the MUL),
+    # and pools whose output a shortcut reads too (ResNet's stem).
     assert report["fuse"] is True
-    assert all(item["reason"].startswith("its residual ADD node ") and
-               "would leave its delegate partition (a model output, or a node TFLite runs "
-               "in between)" in item["reason"]
+    assert all((item["reason"].startswith("its residual ADD node ") and
+                "would leave its delegate partition (a model output, or a node TFLite runs "
+                "in between)" in item["reason"]) or
+               re.fullmatch(r"its MAX_POOL_2D node \d+ is not fused: tensor \d+ is also read "
+                            r"outside the pattern", item["reason"])
                for item in report["not_fused"]), report["not_fused"]
+    claimed, refused = _pools_before_k(model, report)
+    assert claimed == sorted(f["pool"] for f in report["fused"] if "pool" in f)
+    assert (claimed, refused) == POOLS_BEFORE_K[name] if scaling else ([], [])
     expected = _bconvs_scaled_by_k(model)
     assert sorted(f["bconv"] for f in report["fused"]) == expected
     assert bool(expected) == scaling  # every XNOR layer with K, and only those
@@ -126,7 +177,7 @@ def test_every_fused_pattern_equals_the_unfused_graph(zoo, name, scaling):
             _assert_close(fused, unfused)
     assert residuals == sum(model.ops[f["nodes"][-1]].name == "ADD" for f in report["fused"])
     if name == "resnet18" and scaling:  # the identity shortcuts' ADDs are fused too
-        assert residuals >= 4 and len(report["not_fused"]) == 3, report["not_fused"]
+        assert residuals >= 4 and len(report["not_fused"]) == 4, report["not_fused"]
     if not scaling:  # nothing to fuse: the same kernels, the same bytes
         np.testing.assert_array_equal(_run(flatbuffer, x)[0], _run(flatbuffer, x, fuse=False)[0])
 
@@ -145,8 +196,6 @@ def test_whole_model_fused_equals_unfused(zoo):
 def test_a_filter_that_is_not_a_box_is_not_fused_and_says_why(zoo):
     """K's CONV_2D with one filter value changed (its own copy of the constant) runs on
     TFLite; the delegate names the layer and the reason, and the others stay fused."""
-    import flatbuffers
-
     from deploy.tflite_model import schema
 
     flatbuffer = zoo[("fashion_net", True)]
@@ -154,23 +203,23 @@ def test_a_filter_that_is_not_a_box_is_not_fused_and_says_why(zoo):
     fused = native.delegate_report(native.tflite_interpreter(flatbuffer).xnor_keras_delegate)
     first = fused["fused"][0]
     conv = next(i for i in first["nodes"] if model.ops[i].name == "CONV_2D")
-    raw = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
-    graph = raw.subgraphs[0]
-    slot = graph.operators[conv].inputs[1]
-    box = model.tensor_data(slot).copy()
-    box.reshape(-1)[0] *= 2
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(box.tobytes(), np.uint8).copy()
-    raw.buffers.append(buffer)
-    tensor = copy.copy(graph.tensors[slot])
-    tensor.buffer = len(raw.buffers) - 1
-    graph.tensors.append(tensor)
-    inputs = np.array(graph.operators[conv].inputs, np.int32)
-    inputs[1] = len(graph.tensors) - 1
-    graph.operators[conv].inputs = inputs
-    builder = flatbuffers.Builder(1 << 20)
-    builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
-    edited = bytes(builder.Output())
+
+    def change(raw):
+        graph = raw.subgraphs[0]
+        slot = graph.operators[conv].inputs[1]
+        box = model.tensor_data(slot).copy()
+        box.reshape(-1)[0] *= 2
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(box.tobytes(), np.uint8).copy()
+        raw.buffers.append(buffer)
+        tensor = copy.copy(graph.tensors[slot])
+        tensor.buffer = len(raw.buffers) - 1
+        graph.tensors.append(tensor)
+        inputs = np.array(graph.operators[conv].inputs, np.int32)
+        inputs[1] = len(graph.tensors) - 1
+        graph.operators[conv].inputs = inputs
+
+    edited = _edited(flatbuffer, change)
     x = np.random.default_rng(3).normal(size=(1, 28, 28, 1)).astype(np.float32)
     ours, report = _run(edited, x)
     assert [f["bconv"] for f in report["fused"]] == [f["bconv"] for f in fused["fused"][1:]]
@@ -210,6 +259,72 @@ def test_an_intermediate_that_is_a_model_output_is_not_fused(zoo):
     _assert_close(out[0], single)
 
 
+def test_pools_with_same_padding_and_activations_equal_the_unfused_graph(zoo):
+    """The zoo's pools are VALID 2x2/3x3 without activation; fashion_net's three pools
+    edited to SAME 4x3 with ReLU6 (1 padded row above, taps ignored), SAME 3x3 with
+    ReLU-N1-to-1 (padding only after) and VALID 3x3 with ReLU (shapes unchanged) are
+    claimed and every pattern, and the whole model, equals the unfused graph."""
+    from deploy.tflite_model import schema
+
+    P, A = schema.Padding, schema.ActivationFunctionType
+    options = {1: (P.SAME, 4, 3, A.RELU6), 10: (P.SAME, 3, 3, A.RELU_N1_TO_1),
+               27: (P.VALID, 3, 3, A.RELU)}
+
+    def change(raw):
+        for node, (padding, fh, fw, activation) in options.items():
+            o = raw.subgraphs[0].operators[node].builtinOptions
+            o.padding, o.filterHeight, o.filterWidth = padding, fh, fw
+            o.fusedActivationFunction = activation
+
+    edited = _edited(zoo[("fashion_net", True)], change)
+    model = TFLiteModel(edited)
+    assert all(model.ops[n].name == "MAX_POOL_2D" for n in options)
+    x = np.random.default_rng(6).normal(size=(1, 28, 28, 1)).astype(np.float32)
+    rng = np.random.default_rng(7)
+    for isa in ISAS:
+        ours, report = _run(edited, x, isa=isa)
+        assert report["not_fused"] == [] and sorted(
+            f["pool"] for f in report["fused"] if "pool" in f) == sorted(options)
+        _assert_close(ours, _run(edited, x, isa=isa, fuse=False)[0])
+    for pattern in report["fused"]:
+        sub, inputs = _pattern_model(model, pattern["nodes"])
+        u = _random_inputs(model, inputs, rng)
+        unfused, _ = _run(sub, u, fuse=False)
+        for isa in ISAS:
+            _assert_close(_run(sub, u, isa=isa)[0], unfused)
+
+
+def test_a_pool_whose_output_leaves_the_partition_is_not_fused(zoo):
+    """A cut whose outputs include the pooled tensor u: the pattern is fused without its
+    pool (TFLite computes u), with a line in not_fused; both outputs equal the unfused."""
+    flatbuffer = zoo[("fashion_net", True)]
+    model = TFLiteModel(flatbuffer)
+    report = native.delegate_report(native.tflite_interpreter(flatbuffer).xnor_keras_delegate)
+    pattern = report["fused"][1]
+    pool = pattern["pool"]
+    nodes = pattern["nodes"]
+    v = model.ops[pool].inputs[0]
+    u = model.ops[pool].outputs[0]
+    both = model.submodel(nodes, inputs=[v], outputs=[model.ops[nodes[-1]].outputs[0], u])
+    x = np.random.default_rng(7).normal(size=model.tensors[v].shape).astype(np.float32)
+    outputs = {}
+    for fuse in (True, False):
+        interpreter = native.tflite_interpreter(both, fuse=fuse)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        outputs[fuse] = [interpreter.get_tensor(d["index"])
+                         for d in interpreter.get_output_details()]
+        if fuse:
+            info = native.delegate_report(interpreter.xnor_keras_delegate)
+    sub_pool = nodes.index(pool)  # the cut's nodes are renumbered from 0
+    assert [f["bconv"] for f in info["fused"]] == [nodes.index(pattern["bconv"])]
+    assert "pool" not in info["fused"][0] and sub_pool not in info["fused"][0]["nodes"]
+    assert len(info["not_fused"]) == 1 and info["not_fused"][0]["reason"].startswith(
+        f"its MAX_POOL_2D node {sub_pool} is not fused: tensor "), info["not_fused"]
+    for fused, unfused in zip(outputs[True], outputs[False]):
+        _assert_close(fused, unfused)
+
+
 def test_batches_threads_and_profile_of_fused_kernels(zoo):
     """Batch resizes re-plan the fused kernels; 2 threads give the same bytes as 1; the
     profile lists every fused node with the LceBconv2d it ran in."""
@@ -245,3 +360,37 @@ def test_fuse_option_is_validated_and_described(zoo):
         f"; 4 K pattern(s) fused (LceBconv2d {first['bconv']}: nodes {first['nodes'][0]}-"
         f"{first['bconv'] + 1}; LceBconv2d ") in runner.describe()
     assert native.make_interpreter(flatbuffer, fuse=False).describe().endswith("fusion off")
+
+
+@pytest.mark.parametrize("shape, fused", [([1, 1152], True), ([1152, -1], False)])
+def test_a_reshape_is_fused_only_when_its_shape_gives_its_output(zoo, shape, fused):
+    """fashion_net's RESHAPE between the last pool and the dense layer's pattern, its
+    constant [-1, 1152] rewritten: [1, 1152] is the same relabeling (pool and RESHAPE
+    stay fused, the output equals the unfused graph's); [1152, -1] makes TFLite's kernel
+    compute [1152, 1], not the declared [1, 1152], and the unfused affine then broadcasts
+    to [1152, 1152]: the pattern must not skip that RESHAPE, and it refuses an input of
+    another shape than it was matched for with a one-line error rather than compute
+    something else."""
+    flatbuffer = zoo[("fashion_net", True)]
+    model = TFLiteModel(flatbuffer)
+    reshape = next(op for op in model.ops if op.name == "RESHAPE"
+                   and model.tensor_data(op.inputs[1]).tolist() == [-1, 1152])
+
+    def change(raw):
+        raw.buffers[raw.subgraphs[0].tensors[reshape.inputs[1]].buffer].data = np.frombuffer(
+            np.array(shape, np.int32).tobytes(), np.uint8).copy()
+
+    edited = _edited(flatbuffer, change)
+    x = np.random.default_rng(6).normal(size=(1, 28, 28, 1)).astype(np.float32)
+    unfused = _run(edited, x, fuse=False)[0]
+    if fused:
+        ours, report = _run(edited, x)
+        assert any(reshape.index in f["nodes"] for f in report["fused"]), report
+        _assert_close(ours, unfused)
+        return
+    assert unfused.shape == (1152, 10)
+    with pytest.raises(DeployError, match=r"^the native runtime cannot load this model: .*"
+                       r"fused input \[1152, 1\] is not the \[1, 1152\] the pattern was "
+                       r"matched for \(only its batch may change\)") as error:
+        native.make_interpreter(edited)
+    assert "\n" not in str(error.value)

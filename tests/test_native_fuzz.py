@@ -67,6 +67,7 @@ def _layer_zoo():
 # (e.g. the fused float glue of issue 13.2 once the delegate claims it).
 SEEDS = {
     # LceQuantize, LceBconv2d with SAME zero padding, the K chain (ABS, MEAN, box CONV_2D, MUL)
+    # with the float MAX_POOL_2D before it fused into its prologue
     "fashion_net": _fashion_net(),
     # LceBMaxPool2d on bitpacked data, no K
     "fashion_net_no_k": _fashion_net(input_scaling=False),

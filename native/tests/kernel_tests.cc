@@ -19,6 +19,7 @@
 // Usage: kernel_tests [--isa NAME] [--cases N] [--seed S]; prints one line per ISA (SKIP
 // with the reason for ISAs this CPU/build cannot run) and exits non-zero on the first
 // mismatch. --isa NAME checks portable and NAME only, and fails if NAME is unavailable.
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -387,6 +388,55 @@ void CheckKFusion(const std::vector<xk::Isa>& isas) {
   std::vector<float> u(static_cast<size_t>(batch * per_item));
   for (float& v : u) v = std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng);
   for (size_t i = 0; i < u.size(); i += 13) u[i] = (i / 13) % 2 ? 0.0f : -0.0f;
+  // Half of the cases read v and pool it to u first: TFLite's MAX_POOL_2D from the
+  // definition (the max over the taps inside v, then the activation's clamp).
+  std::vector<float> v;
+  if (Uniform(0, 1) == 1) {
+    xk::MaxPoolSpec& p = s.pool;
+    s.has_pool = true;
+    p.channels = c;
+    p.filter_h = Uniform(1, 3);
+    p.filter_w = Uniform(1, 3);
+    p.stride_h = Uniform(1, 2);
+    p.stride_w = Uniform(1, 2);
+    p.padding_same = Uniform(0, 1) == 1;
+    const int act = Uniform(0, 3);
+    static const float kPoolLo[] = {-INFINITY, 0.0f, -1.0f, 0.0f};
+    static const float kPoolHi[] = {INFINITY, INFINITY, 1.0f, 6.0f};
+    p.lo = kPoolLo[act];
+    p.hi = kPoolHi[act];
+    // Any input size that pools to in_h x in_w.
+    p.in_h = p.padding_same ? (s.in_h - 1) * p.stride_h + Uniform(1, p.stride_h)
+                            : (s.in_h - 1) * p.stride_h + p.filter_h + Uniform(0, p.stride_h - 1);
+    p.in_w = p.padding_same ? (s.in_w - 1) * p.stride_w + Uniform(1, p.stride_w)
+                            : (s.in_w - 1) * p.stride_w + p.filter_w + Uniform(0, p.stride_w - 1);
+    v.resize(static_cast<size_t>(batch) * p.in_h * p.in_w * c);
+    for (float& e : v) e = std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng);
+    int pt, pl;
+    RefOutSize(p.padding_same, p.in_h, p.filter_h, p.stride_h, 1, &pt);
+    RefOutSize(p.padding_same, p.in_w, p.filter_w, p.stride_w, 1, &pl);
+    for (int n = 0; n < batch; ++n) {
+      for (int oy = 0; oy < s.in_h; ++oy) {
+        for (int ox = 0; ox < s.in_w; ++ox) {
+          for (int ch = 0; ch < c; ++ch) {
+            float m = -INFINITY;
+            for (int ky = 0; ky < p.filter_h; ++ky) {
+              for (int kx = 0; kx < p.filter_w; ++kx) {
+                const int y = oy * p.stride_h - pt + ky, xx = ox * p.stride_w - pl + kx;
+                if (y >= 0 && y < p.in_h && xx >= 0 && xx < p.in_w) {
+                  m = std::max(m, v[((static_cast<int64_t>(n) * p.in_h + y) * p.in_w + xx) * c + ch]);
+                }
+              }
+            }
+            u[((static_cast<int64_t>(n) * s.in_h + oy) * s.in_w + ox) * c + ch] =
+                std::min(std::max(m, p.lo), p.hi);
+          }
+        }
+      }
+    }
+    const std::string pooled_problem = xk::CheckKFusionSpec(s);
+    if (!pooled_problem.empty()) Fail("CheckKFusionSpec rejected a valid pool: " + pooled_problem);
+  }
   // The definition.
   std::vector<float> x(u.size());
   for (size_t i = 0; i < u.size(); ++i) {
@@ -437,9 +487,10 @@ void CheckKFusion(const std::vector<xk::Isa>& isas) {
       xk::KFusion f;
       const std::string error = f.Prepare(s, batch);
       if (!error.empty()) Fail("KFusion::Prepare: " + error);
-      f.RunPrologue(isa, u.data(), &pool, nullptr);
+      f.RunPrologue(isa, s.has_pool ? v.data() : u.data(), &pool, nullptr);
       const std::string where = std::string("K fusion isa=") + xk::IsaName(isa) + " C=" +
-                                std::to_string(c) + " box=" + std::to_string(s.has_box);
+                                std::to_string(c) + " box=" + std::to_string(s.has_box) +
+                                " pool=" + std::to_string(s.has_pool);
       if (std::memcmp(f.bits(), bits.data(), bits.size() * 4) != 0) Fail(where + ": bits");
       const xk::BConvPixelScale e = f.scale();
       if (e.lo != s.lo || e.hi != s.hi) Fail(where + ": activation bounds");
