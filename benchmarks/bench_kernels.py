@@ -40,7 +40,6 @@ in the same rounds, so the table shows how the binary ops scale with threads.
 
 import json
 import os
-import platform
 import sys
 import time
 
@@ -54,6 +53,7 @@ from tqdm import tqdm  # noqa: E402
 
 import openvino_peer  # noqa: E402  (benchmarks/, beside this script)
 from deploy import native  # noqa: E402
+from deploy.bench import cpu_name as _cpu_name  # noqa: E402
 from deploy.validation import validate_bytes  # noqa: E402
 from xnor_keras.io import atomic_write  # noqa: E402
 
@@ -322,17 +322,6 @@ def _isa_table(cases, medians, isas):
                      " | " + " | ".join(f"{m['native_' + base] / m['native_' + isa]:.2f}"
                                         for isa in isas[1:]) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

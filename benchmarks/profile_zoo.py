@@ -26,10 +26,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import xnor_keras  # noqa: E402,F401  (legacy Keras before TensorFlow)
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.bench_kernels import MODELS, _cpu_name  # noqa: E402
+from benchmarks.bench_kernels import MODELS as BENCH_MODELS  # noqa: E402
+from deploy.bench import cpu_name as _cpu_name  # noqa: E402
 from deploy.bench import profile_flatbuffer  # noqa: E402
 from deploy.convert import convert_model  # noqa: E402
 from xnor_keras import models  # noqa: E402
+from xnor_keras.io import atomic_write  # noqa: E402
+
+# Each network once: this script profiles it with and without K itself.
+MODELS = {name: title for name, title in BENCH_MODELS.items() if not name.endswith("_noK")}
 
 
 def main():
@@ -64,13 +69,12 @@ def main():
             results[f"{name}/K={'on' if scaling else 'off'}"] = result.as_dict()
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "results.md"), "w") as f:
-        f.write(f"CPU: {_cpu_name()}, {args.threads} thread(s), {args.runs} runs, fusion "
-                f"{'off' if args.no_fuse else 'on'}.\n\n")
-        f.write("\n".join(markdown))
-    with open(os.path.join(args.out_dir, "results.json"), "w") as f:
-        json.dump({"cpu": _cpu_name(), "threads": args.threads, "results": results}, f,
-                  indent=2)
+    atomic_write(os.path.join(args.out_dir, "results.md"),
+                 f"CPU: {_cpu_name()}, {args.threads} thread(s), {args.runs} runs, fusion "
+                 f"{'off' if args.no_fuse else 'on'}.\n\n" + "\n".join(markdown))
+    atomic_write(os.path.join(args.out_dir, "results.json"),
+                 json.dumps({"cpu": _cpu_name(), "threads": args.threads, "results": results},
+                            indent=2))
 
 
 if __name__ == "__main__":

@@ -34,9 +34,24 @@ import numpy as np
 from deploy.artifacts import load_tflite, read_metadata
 from deploy.errors import DeployError
 
-__all__ = ["BenchResult", "float_twin", "twin_flatbuffers", "time_interleaved", "bench_file",
-           "ProfileResult", "profile_flatbuffer", "profile_file", "one_op_model", "op_class"]
+__all__ = ["cpu_name", "BenchResult", "float_twin", "twin_flatbuffers", "time_interleaved", "bench_file",
+           "ProfileResult", "profile_flatbuffer", "profile_file", "one_op_model", "sub_model",
+           "pad_conv_pairs", "is_box_filter", "op_class"]
 
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for the figures benchmarks print."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 @dataclasses.dataclass
@@ -228,6 +243,14 @@ def bench_file(tflite_path, *, threads=1, runs=20, warmup=3, runtime="auto", mod
 #   (affine, bitpacking and sums of |x| in one pass), its K node (the box filter) and its
 #   LceBconv2d (the convolution with K in the output transform); its other nodes show 0 ms
 #   and "fused into node N".
+# - a PAD whose output only a CONV_2D / DEPTHWISE_CONV_2D reads: cut out and timed with
+#   that convolution as a two-op model, the pair's time on the convolution's row (XNNPACK
+#   folds an explicit zero PAD into its convolution: AlexNet's 224x224x3 stem PAD costs
+#   0.8 ms alone and nothing beside its 11x11 CONV_2D), the PAD "fused into node N".
+# Classes: LCE ops are "binary"; float CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED
+# "float conv/FC"; everything else, and every builtin the delegate fused (the box
+# CONV_2D of K included; `is_box_filter`, fused or not), "glue". A fused LceQuantize's time includes the affine and the
+# sums of |x| done in its pass, so it is counted as binary.
 # Limits: a one-op model runs with its inputs hot in cache and without XNNPACK's fusion
 # of neighbouring ops into one subgraph, so float and glue ops are approximations; the
 # "whole model" line (median of the same interleaved rounds) against the sum of the parts
@@ -249,27 +272,66 @@ def op_class(name: str) -> str:
 def one_op_model(flatbuffer: bytes, op_index: int) -> bytes:
     """Operator ``op_index`` alone: its non-constant inputs and its outputs become the
     model's inputs and outputs (constants, i.e. weights, stay); metadata dropped."""
+    return sub_model(flatbuffer, [op_index])
+
+
+def sub_model(flatbuffer: bytes, op_indices) -> bytes:
+    """Operators ``op_indices`` (in execution order) alone: the non-constant tensors they
+    read but do not write become the model's inputs, those they write but do not read
+    its outputs (constants, i.e. weights, stay); metadata dropped."""
     import flatbuffers
 
     from deploy.tflite_model import schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
     graph = model.subgraphs[0]
-    op = graph.operators[op_index]
+    ops = [graph.operators[i] for i in op_indices]
 
     def constant(index):
         buffer = model.buffers[graph.tensors[index].buffer]
         return buffer.data is not None and len(buffer.data) > 0 or \
             (getattr(buffer, "size", 0) or 0) > 0
 
-    graph.operators = [op]
-    graph.inputs = np.array([i for i in op.inputs if i >= 0 and not constant(i)], np.int32)
-    graph.outputs = np.array(list(op.outputs), np.int32)
+    written = [int(t) for op in ops for t in op.outputs]
+    read = [int(t) for op in ops for t in op.inputs if t >= 0]
+    graph.operators = ops
+    graph.inputs = np.array(list(dict.fromkeys(
+        t for t in read if t not in written and not constant(t))), np.int32)
+    graph.outputs = np.array([t for t in written if t not in read], np.int32)
     model.signatureDefs = []
     model.metadata = []
     builder = flatbuffers.Builder(1 << 20)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+_PAD_OPS = ("PAD", "PADV2")
+_PADDED_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def is_box_filter(model, op) -> bool:
+    """Whether ``op`` is the box filter of K (eq. 11) as the lowering emits it: a CONV_2D of
+    one input and one output channel whose constant filter values are all equal."""
+    if op.name != "CONV_2D" or len(op.inputs) < 2:
+        return False
+    weights = model.tensor_data(op.inputs[1])
+    return (weights is not None and weights.ndim == 4 and weights.shape[0] == 1 and
+            weights.shape[3] == 1 and weights.size > 0 and bool(np.all(weights == weights.flat[0])))
+
+
+def pad_conv_pairs(model) -> dict:
+    """{PAD node: convolution node} for each PAD whose output only one convolution reads
+    (as its input), the pairs `profile_flatbuffer` times together (see the notes above)."""
+    consumers = model.consumers()
+    pairs = {}
+    for op in model.ops:
+        if op.name not in _PAD_OPS or len(op.outputs) != 1:
+            continue
+        readers = consumers.get(op.outputs[0], [])
+        if len(readers) == 1 and model.ops[readers[0]].name in _PADDED_CONVS and \
+                model.ops[readers[0]].inputs[0] == op.outputs[0]:
+            pairs[op.index] = readers[0]
+    return pairs
 
 
 @dataclasses.dataclass
@@ -379,11 +441,14 @@ def profile_flatbuffer(flatbuffer: bytes, *, threads=1, runs=20, warmup=3, isa=N
     whole.invoke()
     delegated = {entry["node"]: entry for entry in native.delegate_profile(delegate, reset=True)}
     singles = {}
+    pairs = pad_conv_pairs(model)
+    paired_pads = {conv: pad for pad, conv in pairs.items()}
     for op in model.ops:
-        if op.name in LCE_OPS or op.index in delegated:
+        if op.name in LCE_OPS or op.index in delegated or op.index in pairs:
             continue
+        cut = [paired_pads[op.index], op.index] if op.index in paired_pads else [op.index]
         try:
-            interpreter = tf.lite.Interpreter(model_content=one_op_model(flatbuffer, op.index),
+            interpreter = tf.lite.Interpreter(model_content=sub_model(flatbuffer, cut),
                                               num_threads=threads)
             interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as error:
@@ -415,10 +480,15 @@ def profile_flatbuffer(flatbuffer: bytes, *, threads=1, runs=20, warmup=3, isa=N
             method = ("delegate timer" if into is None else
                       "delegate timer, fused" if into == op.index or ms > 0 else
                       f"fused into node {into}")
+        elif op.index in pairs:
+            ms, method = 0.0, f"fused into node {pairs[op.index]} (timed with it)"
         else:
             ms = 1e3 * max(medians[op.index] - overhead, 0.0)
-            method = "one-op model"
-        rows.append({"node": op.index, "op": op.name, "class": op_class(op.name), "ms": ms,
+            method = (f"two-op model with PAD node {paired_pads[op.index]}"
+                      if op.index in paired_pads else "one-op model")
+        glue = (op.name not in LCE_OPS and op.index in delegated) or is_box_filter(model, op)
+        rows.append({"node": op.index, "op": op.name,
+                     "class": GLUE_CLASS if glue else op_class(op.name), "ms": ms,
                      "method": method})
     return ProfileResult(rows=rows, whole_ms=1e3 * float(np.median(whole_t)),
                          overhead_ms=1e3 * overhead, runs=runs, threads=threads,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deploy.bench import bench_file, float_twin, one_op_model, op_class, twin_flatbuffers
+from deploy.bench import (bench_file, float_twin, one_op_model, op_class, pad_conv_pairs, sub_model,
+                          twin_flatbuffers)
 from deploy.errors import DeployError
 from deploy.tflite_model import TFLiteModel
 from xnor_keras.layers import XnorConv2D, XnorDense
@@ -62,6 +63,45 @@ def test_one_op_model_computes_the_op_as_in_the_whole_model(model):
         np.testing.assert_allclose(one.get_tensor(one.get_output_details()[0]["index"]),
                                    whole.get_tensor(op.outputs[0]), rtol=1e-5, atol=1e-5,
                                    err_msg=op.name)
+
+
+def test_pad_and_its_convolution_are_cut_out_as_a_pair():
+    """A ZeroPadding2D + strided Conv2D stem (AlexNet's) lowers to PAD -> CONV_2D; the pair,
+    cut out as one model, computes what the two ops compute in the whole model (stock TFLite
+    reference)."""
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((24, 24, 3))  # not SAME-foldable, as at 224
+    x = tf.keras.layers.ZeroPadding2D(2)(inputs)
+    x = tf.keras.layers.Conv2D(8, 5, strides=2, use_bias=False)(x)
+    outputs = tf.keras.layers.ReLU()(tf.keras.layers.MaxPooling2D()(x))
+    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(
+        tf.keras.Model(inputs, outputs)).convert()
+    tflite = TFLiteModel(flatbuffer)
+    pairs = pad_conv_pairs(tflite)
+    assert len(pairs) == 1
+    pad, conv = next(iter(pairs.items()))
+    assert (tflite.ops[pad].name, tflite.ops[conv].name) == ("PAD", "CONV_2D")
+    whole = tf.lite.Interpreter(
+        model_content=flatbuffer, experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.
+        BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    whole.allocate_tensors()
+    x = np.random.default_rng(1).standard_normal((1, 24, 24, 3)).astype(np.float32)
+    whole.set_tensor(whole.get_input_details()[0]["index"], x)
+    whole.invoke()
+    cut = tf.lite.Interpreter(model_content=sub_model(flatbuffer, [pad, conv]))
+    cut.allocate_tensors()
+    (inp,), (out,) = cut.get_input_details(), cut.get_output_details()
+    cut.set_tensor(inp["index"], whole.get_tensor(tflite.ops[pad].inputs[0]))
+    cut.invoke()
+    np.testing.assert_allclose(cut.get_tensor(out["index"]),
+                               whole.get_tensor(tflite.ops[conv].outputs[0]), rtol=1e-5, atol=1e-5)
+    from deploy.bench import profile_flatbuffer
+
+    rows = profile_flatbuffer(flatbuffer, runs=1, warmup=0, progress=False).rows
+    assert rows[pad]["ms"] == 0 and rows[pad]["method"] == f"fused into node {conv} (timed with it)"
+    assert rows[conv]["method"] == f"two-op model with PAD node {pad}"
+    assert rows[conv]["class"] == "float conv/FC" and rows[pad]["class"] == "glue"
 
 
 def test_op_class():
