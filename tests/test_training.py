@@ -100,10 +100,21 @@ def test_learning_rate_schedules():
 def test_default_optimizer_follows_the_recipe(model, precision, optimizer):
     resolved = training._resolve(TrainConfig(model=model, precision=precision))
     assert resolved.optimizer == optimizer
-    recipe = training.recipe_for(model)
+    recipe = training.recipe_for(model, precision)
     assert resolved.learning_rate == (recipe.adam_lr if optimizer == "adam" else recipe.sgd_lr)
     assert training._resolve(TrainConfig(model=model, precision=precision,
                                          optimizer="sgd")).optimizer == "sgd"
+
+
+def test_precision_settings_of_a_recipe_apply_to_that_precision_only():
+    xnor = training._resolve(TrainConfig(model="fashion_net", precision="xnor"))
+    bwn = training._resolve(TrainConfig(model="fashion_net", precision="bwn"))
+    assert (xnor.batch_size, xnor.schedule, xnor.learning_rate) == (256, "cosine", 4e-3)
+    assert (bwn.batch_size, bwn.schedule, bwn.learning_rate) == (128, "step", 2e-3)
+    # An explicit setting still wins over the precision's.
+    assert training._resolve(TrainConfig(model="fashion_net", precision="xnor",
+                                         batch_size=64, schedule="step")).batch_size == 64
+    assert training.learning_rate(xnor, 4) == pytest.approx(2e-3)  # cosine, half-way
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
