@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from xnor_keras import distribute
@@ -128,29 +129,30 @@ def test_cli_unreachable_worker_fails_within_the_timeout(tmp_path):
 
 # ------------------------------------------------- one replica vs two, real data ---
 
-# Trains fashion_net XNOR on 1,024 real images, 2 epochs of 8 steps at global batch 128,
-# once on one device and once per `strategy` (two replicas of batch 64, BatchNorm
-# synchronized), with the same seed and data order, and prints both histories.
+# Trains fashion_net XNOR for one Adam step at global batch 128 on 128 real images, on one
+# device or under a strategy (two replicas of batch 64, BatchNorm synchronized unless the
+# mode says "nosync"), with the same seed and data, and saves the trained weights.
 _COMPARE = textwrap.dedent("""
     import json, sys
+    import numpy as np
+    import tensorflow as tf
     import xnor_keras  # noqa
-    from xnor_keras.training import TrainConfig, read_history, train
-    out, strategy = sys.argv[1], sys.argv[2]
-    common = dict(model="fashion_net", precision="xnor", epochs=2, train_limit=1024,
-                  eval_limit=512, seed=0, verbose=0, optimizer="adam")
-    result = {}
-    if strategy != "single":
-        run = dict(strategy="mirrored", cpu_devices=2) if strategy == "mirrored" else \
-            dict(strategy="multi_worker")
-        mine = train(TrainConfig(**common, **run, batch_size=64, learning_rate=1e-3,
-                                 sync_batchnorm=True, output_dir=out + "/distributed"))
-        result = {"distributed": read_history(mine["history_path"]), "test": mine["test"],
-                  "learning_rate": mine["config"].learning_rate}
-    if strategy != "multi_worker":
-        single = train(TrainConfig(**common, batch_size=128, learning_rate=2e-3,
-                                   output_dir=out + "/single"))
-        result["single"] = read_history(single["history_path"])
-    print("RESULT " + json.dumps(result))
+    from xnor_keras.training import TrainConfig, train
+    out, mode = sys.argv[1], sys.argv[2]
+    common = dict(model="fashion_net", precision="xnor", epochs=1, train_limit=128,
+                  eval_limit=128, seed=0, verbose=0, optimizer="adam", schedule="constant")
+    if mode == "single":
+        config = TrainConfig(**common, batch_size=128, learning_rate=2e-3, output_dir=out)
+    else:
+        strategy = dict(strategy="multi_worker") if mode == "multi_worker" else \
+            dict(strategy="mirrored", cpu_devices=2)
+        config = TrainConfig(**common, **strategy, batch_size=64, learning_rate=1e-3,
+                             sync_batchnorm=mode != "mirrored_nosync", output_dir=out)
+    result = train(config)
+    if result["config"].output_dir == out:  # not a multi-worker non-chief (worker-i/)
+        model = tf.keras.models.load_model(out + "/model.keras")
+        np.savez(out + "/weights.npz", *[w.numpy() for w in model.trainable_weights])
+    print("RESULT " + json.dumps({"learning_rate": result["config"].learning_rate}))
 """)
 
 
@@ -159,43 +161,48 @@ def _result(log):
     return json.loads(line[len("RESULT "):])
 
 
-def _run_compare(tmp_path, mode):
-    proc = subprocess.run([sys.executable, "-c", _COMPARE, str(tmp_path), mode],
+def _run_compare(out, mode):
+    proc = subprocess.run([sys.executable, "-c", _COMPARE, str(out), mode],
                           capture_output=True, text=True, env=ENV, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return _result(proc.stdout)
 
 
-# XNOR's sign() of BatchNorm outputs turns float differences of the batch statistics
-# (two replicas all-reduce partial sums: another summation order) into flipped signs of
-# pre-activations near 0, so two correct runs agree to several percent, not to float
-# rounding (fp agrees to ~1e-4 in its last layers after one step). Measured here: train
-# loss 1.376 vs 1.385 after epoch 1 and 0.712 vs 0.673 after epoch 2, validation loss 3%
-# and 8% apart (it also carries BatchNorm's moving statistics), val top-1 within 2 points.
-LOSS_TOLERANCE = 0.10
+def _moved_apart(a, b):
+    """The share of trainable weights in which runs ``a`` and ``b`` (directories) took
+    different steps: |Δ| > 5e-4, a quarter of the step (Adam's first step moves every
+    weight by ≈ ±lr = 2e-3; a flipped gradient sign makes the two 4e-3 apart)."""
+    wa, wb = (np.load(os.path.join(d, "weights.npz")) for d in (a, b))
+    assert wa.files == wb.files
+    moved = sum(int((np.abs(wa[k] - wb[k]) > 5e-4).sum()) for k in wa.files)
+    return moved / sum(wa[k].size for k in wa.files)
 
 
-def _assert_histories_match(a, b):
-    assert [r["epoch"] for r in a] == [r["epoch"] for r in b] == [1, 2]
-    for ra, rb in zip(a, b):
-        for key in ("loss", "val_loss"):
-            assert abs(ra[key] - rb[key]) <= LOSS_TOLERANCE * rb[key], (key, ra, rb)
-        assert abs(ra["val_top1"] - rb["val_top1"]) <= 0.05, (ra, rb)
+# One step, not epochs: after a few Adam steps the runs part (its early steps are ≈ lr·sign(g),
+# and XNOR's sign() turns every rounding difference into a flipped pre-activation), so
+# 2-epoch histories could only be compared within loose tolerances that BatchNorm's
+# moving statistics alone exceed. After one step, measured here: two single-device runs
+# 0% apart, synchronized replicas 8.1% (the all-reduced sums round differently and flip
+# the sign of near-zero gradients, so Adam steps those weights the other way), replicas
+# with per-replica BatchNorm 28.7%, and the replicas at the unscaled rate (1e-3 instead
+# of 2e-3) 99.3%.
+SYNCED_STEP_APART = 0.15
 
 
 @needs_fashion
 def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
-    result = _run_compare(tmp_path, "mirrored")
-    assert result["learning_rate"] == pytest.approx(2e-3)  # 1e-3 × 2 replicas
-    _assert_histories_match(result["distributed"], result["single"])
-    # and it learned: 10 classes, chance is 10% (validation lags: BatchNorm's moving
-    # statistics are still far from converged after 16 steps)
-    assert result["distributed"][-1]["top1"] > 0.5
+    _run_compare(tmp_path / "single", "single")
+    assert _run_compare(tmp_path / "mirrored", "mirrored")["learning_rate"] == \
+        pytest.approx(2e-3)  # 1e-3 × 2 replicas
+    assert _moved_apart(tmp_path / "mirrored", tmp_path / "single") <= SYNCED_STEP_APART
+    # the control: without synchronized BatchNorm the same measure sees the difference
+    _run_compare(tmp_path / "nosync", "mirrored_nosync")
+    assert _moved_apart(tmp_path / "nosync", tmp_path / "single") > 0.2
 
 
 @needs_fashion
 def test_multi_worker_over_loopback_matches_one_device(tmp_path):
-    reference = _run_compare(tmp_path / "reference", "single")["single"]
+    _run_compare(tmp_path / "single", "single")
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     procs = [subprocess.Popen([sys.executable, "-c", _COMPARE, str(tmp_path / f"w{i}"),
                                "multi_worker"],
@@ -213,10 +220,9 @@ def test_multi_worker_over_loopback_matches_one_device(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
     for proc, log in zip(procs, logs):
         assert proc.returncode == 0, log[-3000:]
-    chief = _result(logs[0])
-    assert chief["learning_rate"] == pytest.approx(2e-3)
-    _assert_histories_match(chief["distributed"], reference)
-    assert (tmp_path / "w1" / "distributed" / "worker-1").is_dir()  # the non-chief's own files
+    assert _result(logs[0])["learning_rate"] == pytest.approx(2e-3)
+    assert _moved_apart(tmp_path / "w0", tmp_path / "single") <= SYNCED_STEP_APART
+    assert (tmp_path / "w1" / "worker-1").is_dir()  # the non-chief's own files
 
 
 @needs_fashion
