@@ -194,6 +194,54 @@ def test_binary_gradient_feeds_both_dense_gradients(rng, mode, cls):
     np.testing.assert_allclose(grad_w, (q_x.T @ g_bin) * (np.abs(w) <= 1), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("products", ["weights", "inputs"])
+@pytest.mark.parametrize("mode", ["position", "channel"])
+def test_binary_gradient_for_one_product_conv(rng, mode, products):
+    x = rng.normal(scale=0.8, size=(3, 6, 6, 3)).astype(np.float32)
+    upstream = _upstream_with_zeros(rng, (3, 4, 4, 4))
+    layer = xl.XnorConv2D(4, 3, use_bias=False, alpha="none", input_scaling=False,
+                          binary_gradient=mode, binary_gradient_for=products)
+    layer.build(x.shape)
+    w = layer.kernel.numpy()
+    y = layer(x).numpy()
+    grad_x, grad_w = _layer_grads(layer, x, upstream)
+    # By hand: the binarized g of §3.2 feeds the named product only, the real-valued
+    # upstream gradient the other.
+    g_bin = ref.binary_gradient(upstream, mode)
+    dx_bin, dw_bin = ref.conv_backward(ref.sign(x), ref.sign(w), g_bin)
+    dx_real, dw_real = ref.conv_backward(ref.sign(x), ref.sign(w), upstream)
+    dx, dw = (dx_real, dw_bin) if products == "weights" else (dx_bin, dw_real)
+    np.testing.assert_allclose(grad_x, dx * (np.abs(x) <= 1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad_w, dw * (np.abs(w) <= 1), rtol=1e-5, atol=1e-5)
+    # The forward pass is unchanged: sign(I) ⊛ sign(W) (by hand).
+    np.testing.assert_allclose(y, ref.conv(ref.sign(x), ref.sign(w)), rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("products", ["weights", "inputs"])
+def test_binary_gradient_for_one_product_dense(rng, products):
+    x = rng.normal(scale=0.8, size=(5, 7)).astype(np.float32)
+    upstream = _upstream_with_zeros(rng, (5, 4))
+    layer = xl.BinaryWeightDense(4, use_bias=False, alpha="none", binary_gradient="example",
+                                 binary_gradient_for=products)
+    layer.build(x.shape)
+    w = layer.kernel.numpy()
+    grad_x, grad_w = _layer_grads(layer, x, upstream)
+    g_bin = ref.binary_gradient(upstream, "example")
+    g_x, g_w = (upstream, g_bin) if products == "weights" else (g_bin, upstream)
+    np.testing.assert_allclose(grad_x, g_x @ ref.sign(w).T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad_w, (x.T @ g_w) * (np.abs(w) <= 1), rtol=1e-5, atol=1e-5)
+
+
+def test_binary_gradient_for_needs_binary_gradient():
+    with pytest.raises(ValueError, match=r"binary_gradient_for='weights' needs binary_gradient "
+                                         r"on\. Received: binary_gradient=False"):
+        xl.XnorConv2D(4, 3, binary_gradient_for="weights")
+    with pytest.raises(ValueError, match=r"binary_gradient_for must be one of \('both', "
+                                         r"'weights', 'inputs'\)\. Received: "
+                                         r"binary_gradient_for='w'"):
+        xl.XnorConv2D(4, 3, binary_gradient=True, binary_gradient_for="w")
+
+
 def test_binary_gradient_true_is_position_and_false_is_off(rng):
     x = rng.normal(scale=0.8, size=(2, 5, 5, 3)).astype(np.float32)
     upstream = rng.normal(size=(2, 3, 3, 4)).astype(np.float32)

@@ -55,6 +55,7 @@ def test_layer_config_keys_are_the_options_of_its_scope():
     config = conv.get_config()
     assert {k: config[k] for k in BinaryOptions.field_names(Scope.WEIGHT, Scope.INPUT)} == {
         "alpha": "learned", "weight_gradient": None, "binary_gradient": False,
+        "binary_gradient_for": "both",
         "weight_bits": None, "input_scaling": False, "input_bits": None}
     bwn = xl.BinaryWeightDense(4).get_config()
     assert "input_scaling" not in bwn and "input_bits" not in bwn

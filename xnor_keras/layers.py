@@ -22,6 +22,10 @@ defaults; channels_last only) plus keyword-only options:
   scale max|g|: ``"position"`` (max over channels at each example and position; per
   example in dense layers), ``"example"``, ``"channel"`` or ``"tensor"``
   (`xnor_keras.quantizers.binary_gradient`).
+- ``binary_gradient_for``: which products of the backward pass take the binarized
+  gradient: ``"both"`` (the default: ∂C/∂I = g ⊛ q(W)ᵀ and ∂C/∂W = q(I)ᵀ ⊛ g),
+  ``"weights"`` (∂C/∂W only; the gradient passed back to the previous layer stays
+  real-valued) or ``"inputs"`` (∂C/∂I only). Only with ``binary_gradient`` on.
 - ``weight_bits``: None for binary weights, or k for the k-bit quantizer q_k.
 - XNOR layers only: ``input_scaling`` (K for convolutions, β for dense; False is the
   paper's "removing β" experiment) and ``input_bits`` (None for sign, or k for q_k).
@@ -141,8 +145,8 @@ class _BinaryLayer:
 
     _binary_inputs = False  # XNOR layers binarize (or k-bit quantize) their inputs
 
-    def __init__(self, *, alpha, weight_gradient, binary_gradient, weight_bits,
-                 input_scaling=None, input_bits=None, **kwargs):
+    def __init__(self, *, alpha, weight_gradient, binary_gradient, binary_gradient_for,
+                 weight_bits, input_scaling=None, input_bits=None, **kwargs):
         if not self._binary_inputs and (input_scaling is not None or input_bits is not None):
             raise TypeError(
                 f"{type(self).__name__} has float inputs: input_scaling and input_bits "
@@ -152,11 +156,16 @@ class _BinaryLayer:
         self.alpha = alpha
         self.weight_gradient = weight_gradient
         self.binary_gradient = binary_gradient
+        self.binary_gradient_for = binary_gradient_for
         self.weight_bits = weight_bits
         self.input_scaling = bool(input_scaling) if input_scaling is None else input_scaling
         self.input_bits = input_bits
         check_option("binary_gradient", binary_gradient)
         self._binary_gradient_mode = binary_gradient_mode(binary_gradient)
+        check_option("binary_gradient_for", binary_gradient_for)
+        if binary_gradient_for != "both" and not self._binary_gradient_mode:
+            raise ValueError(f"binary_gradient_for={binary_gradient_for!r} needs binary_gradient "
+                             f"on. Received: binary_gradient={binary_gradient!r}")
         check_option("input_scaling", self.input_scaling)
         kernel_quantizer = _kernel_quantizer(alpha, weight_gradient, weight_bits)
         input_quantizer = _input_quantizer(input_bits) if self._binary_inputs else None
@@ -178,9 +187,7 @@ class _BinaryLayer:
     def call(self, inputs):
         x = self.input_quantizer(inputs) if self.input_quantizer else inputs
         with context.quantized_scope(True):
-            y = self._product(x, self.kernel)
-        if self._binary_gradient_mode:
-            y = xq.binary_gradient(y, mode=self._binary_gradient_mode)
+            y = self._binarized_gradient_product(x, self.kernel)
         if self.alpha == "learned":
             y = y * self.alpha_scale
         if self.input_scaling:
@@ -190,6 +197,28 @@ class _BinaryLayer:
         if self.activation is not None:
             y = self.activation(y)
         return y
+
+    def _binarized_gradient_product(self, x, kernel):
+        """``_product(x, kernel)`` whose backward pass binarizes the gradient (§3.2) for
+        the products ``binary_gradient_for`` names.
+
+        For one product only, the forward pass computes it twice: once with the other
+        operand's gradient stopped and the binarized gradient (``b``), once the plain way
+        (``y``), and returns y + (b − stop(b)), which is y exactly while ∂C/∂W (or ∂C/∂I)
+        comes from b's binarized gradient and the other from y's real-valued one.
+        """
+        mode = self._binary_gradient_mode
+        if not mode:
+            return self._product(x, kernel)
+        if self.binary_gradient_for == "both":
+            return xq.binary_gradient(self._product(x, kernel), mode=mode)
+        binary_for_weights = self.binary_gradient_for == "weights"
+        plain = (self._product(x, tf.stop_gradient(kernel)) if binary_for_weights else
+                 self._product(tf.stop_gradient(x), kernel))
+        binarized = xq.binary_gradient(
+            self._product(tf.stop_gradient(x), kernel) if binary_for_weights else
+            self._product(x, tf.stop_gradient(kernel)), mode=mode)
+        return plain + (binarized - tf.stop_gradient(binarized))
 
     def get_config(self):
         config = {k: v for k, v in super().get_config().items() if k not in _LARQ_CONFIG}
@@ -259,8 +288,8 @@ class BinaryWeightConv2D(_BinaryConv2D):
                  bias_initializer="zeros", kernel_regularizer=None,
                  bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, *, alpha="mean_abs",
-                 weight_gradient=None, binary_gradient=False, weight_bits=None,
-                 **kwargs):
+                 weight_gradient=None, binary_gradient=False, binary_gradient_for="both",
+                 weight_bits=None, **kwargs):
         super().__init__(
             filters=filters, kernel_size=kernel_size, strides=strides, padding=padding,
             data_format=data_format, dilation_rate=dilation_rate, groups=groups,
@@ -269,7 +298,8 @@ class BinaryWeightConv2D(_BinaryConv2D):
             bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
             kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
             alpha=alpha, weight_gradient=weight_gradient,
-            binary_gradient=binary_gradient, weight_bits=weight_bits, **kwargs)
+            binary_gradient=binary_gradient, binary_gradient_for=binary_gradient_for,
+            weight_bits=weight_bits, **kwargs)
 
 
 @lq.utils.register_keras_custom_object
@@ -298,7 +328,7 @@ class XnorConv2D(_BinaryConv2D):
                  bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, *, alpha="mean_abs",
                  input_scaling=True, weight_gradient=None, binary_gradient=False,
-                 weight_bits=None, input_bits=None, **kwargs):
+                 binary_gradient_for="both", weight_bits=None, input_bits=None, **kwargs):
         super().__init__(
             filters=filters, kernel_size=kernel_size, strides=strides, padding=padding,
             data_format=data_format, dilation_rate=dilation_rate, groups=groups,
@@ -307,7 +337,8 @@ class XnorConv2D(_BinaryConv2D):
             bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
             kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
             alpha=alpha, weight_gradient=weight_gradient,
-            binary_gradient=binary_gradient, weight_bits=weight_bits,
+            binary_gradient=binary_gradient, binary_gradient_for=binary_gradient_for,
+            weight_bits=weight_bits,
             input_scaling=input_scaling, input_bits=input_bits, **kwargs)
 
 
@@ -329,7 +360,7 @@ class BinaryWeightDense(_BinaryDense):
                  kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, *, alpha="mean_abs", weight_gradient=None,
-                 binary_gradient=False, weight_bits=None, **kwargs):
+                 binary_gradient=False, binary_gradient_for="both", weight_bits=None, **kwargs):
         super().__init__(
             units=units, activation=activation, use_bias=use_bias,
             kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
@@ -337,7 +368,8 @@ class BinaryWeightDense(_BinaryDense):
             activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
             alpha=alpha, weight_gradient=weight_gradient,
-            binary_gradient=binary_gradient, weight_bits=weight_bits, **kwargs)
+            binary_gradient=binary_gradient, binary_gradient_for=binary_gradient_for,
+            weight_bits=weight_bits, **kwargs)
 
 
 @lq.utils.register_keras_custom_object
@@ -361,8 +393,8 @@ class XnorDense(_BinaryDense):
                  kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, *, alpha="mean_abs", input_scaling=True,
-                 weight_gradient=None, binary_gradient=False, weight_bits=None,
-                 input_bits=None, **kwargs):
+                 weight_gradient=None, binary_gradient=False, binary_gradient_for="both",
+                 weight_bits=None, input_bits=None, **kwargs):
         super().__init__(
             units=units, activation=activation, use_bias=use_bias,
             kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
@@ -370,5 +402,6 @@ class XnorDense(_BinaryDense):
             activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
             alpha=alpha, weight_gradient=weight_gradient,
-            binary_gradient=binary_gradient, weight_bits=weight_bits,
+            binary_gradient=binary_gradient, binary_gradient_for=binary_gradient_for,
+            weight_bits=weight_bits,
             input_scaling=input_scaling, input_bits=input_bits, **kwargs)

@@ -10,6 +10,7 @@ so a new binary option is one new field here plus its use in the layers.
 | ``alpha``         | mean_abs/learned/none  | weight | α of eq. 6, learned, or none         |
 | ``weight_gradient``| paper / ste           | weight | ∂C/∂W rule (§3.1) or clipped STE     |
 | ``binary_gradient``| bool or a mode        | weight | binarize the gradient (§3.2)         |
+| ``binary_gradient_for``| both/weights/inputs | weight | which backward products use it      |
 | ``weight_bits``   | None or k ≥ 1          | weight | k-bit weights q_k instead of sign    |
 | ``input_scaling`` | bool                   | input  | K (eq. 11) / β (eq. 10)              |
 | ``input_bits``    | None or k ≥ 1          | input  | k-bit inputs q_k instead of sign     |
@@ -41,7 +42,7 @@ from xnor_keras.validation import one_of, positive_int
 
 __all__ = ["BinaryOptions", "Scope", "check_option", "ALPHA_MODES", "WEIGHT_GRADIENTS",
            "BLOCK_ORDERS", "BINARY_GRADIENTS", "DEFAULT_BINARY_GRADIENT",
-           "binary_gradient_mode"]
+           "BINARY_GRADIENT_PRODUCTS", "binary_gradient_mode"]
 
 ALPHA_MODES = ("mean_abs", "learned", "none")
 WEIGHT_GRADIENTS = ("paper", "ste")
@@ -49,6 +50,9 @@ BLOCK_ORDERS = ("bacp", "cbap")
 # Which sub-tensor of the gradient shares one scale max|g| (quantizers.binary_gradient).
 BINARY_GRADIENTS = ("position", "example", "channel", "tensor")
 DEFAULT_BINARY_GRADIENT = "position"  # what True means; why: quantizers.binary_gradient
+# Which products of the backward pass take the binarized gradient: ∂C/∂I and ∂C/∂W
+# ("both", the default), ∂C/∂W only, or ∂C/∂I only (xnor_keras.layers).
+BINARY_GRADIENT_PRODUCTS = ("both", "weights", "inputs")
 
 
 class Scope(enum.Enum):
@@ -101,6 +105,9 @@ class BinaryOptions:
         bool, f"Binarize the gradient into each binary layer (§3.2): true (= "
         f"{DEFAULT_BINARY_GRADIENT}), false, or the sub-tensor sharing one scale max|g|: "
         f"{', '.join(BINARY_GRADIENTS)}.", Scope.WEIGHT, BINARY_GRADIENTS)
+    binary_gradient_for: str | None = _option(
+        str, "Which backward products take the binary gradient: both (dC/dI and dC/dW), "
+        "weights (dC/dW only) or inputs (dC/dI only).", Scope.WEIGHT, BINARY_GRADIENT_PRODUCTS)
     weight_bits: int | None = _option(int, "k-bit weights instead of binary.", Scope.WEIGHT)
     input_bits: int | None = _option(int, "k-bit inputs instead of binary.", Scope.INPUT)
     weight_gradient: str | None = _option(str, "Weight gradient rule.", Scope.WEIGHT,

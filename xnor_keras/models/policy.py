@@ -10,8 +10,8 @@
 
 The first and last layers of every model stay full precision, as in the paper (§4.1).
 The ablation switches of Table 3 and §4.2 (``alpha``, ``block_order``,
-``input_scaling``, ``binary_gradient``, ``weight_bits``, ``input_bits``,
-``weight_gradient``) override a precision's defaults where they apply to it.
+``input_scaling``, ``binary_gradient``, ``binary_gradient_for``, ``weight_bits``,
+``input_bits``, ``weight_gradient``) override a precision's defaults where they apply to it.
 
 Example:
 
