@@ -10,6 +10,13 @@ curves (mean line, ± std band) of every run.
     python benchmarks/reproduce.py --output_dir=runs/reproduce            # everything, 1 seed
     python benchmarks/reproduce.py --runs=fp,fp_adam,bwn,bc,xnor,bnn,xnor_no_k --seeds=3
     python benchmarks/reproduce.py --runs=fp,bwn,xnor --epochs=3          # a subset, shorter
+    python benchmarks/reproduce.py --archive_dir=docs/reproduce_runs      # keep the results
+    python benchmarks/reproduce.py --output_dir=docs/reproduce_runs --notrain  # table, curves
+
+``--archive_dir`` copies each finished seed's small result files (`ARCHIVED`: metrics,
+history, model config, minutes; not the weights or checkpoints) into the same layout
+under another directory, which the table and the curves can be rebuilt from with
+``--notrain`` (the repository keeps the runs behind the README's numbers there).
 
 Layout: ``OUTPUT_DIR/<run>/seed<k>/`` for k = 0 … seeds−1, each a `train` output
 directory plus ``minutes.json``. A seed whose ``metrics.json`` exists is never
@@ -24,6 +31,7 @@ run takes hours on a 2-core CPU.
 
 import dataclasses
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -82,6 +90,13 @@ flags.DEFINE_integer("epochs", None, "Epochs per run (default: the recipe's).")
 flags.DEFINE_string("data_dir", None, "Fashion-MNIST IDX directory (default: the Debian package's).")
 flags.DEFINE_integer("train_limit", None, "Train on the first N images only (quick runs).")
 flags.DEFINE_integer("eval_limit", None, "Evaluate on the first N test images only (quick runs).")
+flags.DEFINE_boolean("train", True, "Train unfinished seeds (--notrain: only tabulate and plot "
+                     "the finished ones).")
+flags.DEFINE_string("archive_dir", None, "Also copy every finished seed's result files "
+                    "(ARCHIVED) to ARCHIVE_DIR/<run>/seed<k>/.")
+
+# The files of a finished seed that --archive_dir keeps (what `collect` reads).
+ARCHIVED = ("metrics.json", "minutes.json", "model.json", "history.csv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +148,20 @@ def collect(output_dir, name):
                      records[-1].epochs if records else None,
                      records[-1].optimizer if records else None,
                      tuple(r.history for r in records))
+
+
+def archive(output_dir, archive_dir, name):
+    """Copies the `ARCHIVED` files of every finished seed of run ``name``; returns how many."""
+    seed = 0
+    while finished(seed_dir(output_dir, name, seed)):
+        source, target = seed_dir(output_dir, name, seed), seed_dir(archive_dir, name, seed)
+        os.makedirs(target, exist_ok=True)
+        for file in ARCHIVED:
+            if os.path.exists(os.path.join(source, file)):
+                shutil.copyfile(os.path.join(source, file), os.path.join(target, file) + ".tmp")
+                os.replace(os.path.join(target, file) + ".tmp", os.path.join(target, file))
+        seed += 1
+    return seed
 
 
 def _reference_fp(results):
@@ -254,12 +283,20 @@ def main(argv):
         print(f"reproduce: error: unknown runs {unknown}; choose from {list(RUNS)}", file=sys.stderr)
         return 2
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    for seed in range(FLAGS.seeds):  # seed-major: an interrupted queue has every run's seed 0
-        for name in FLAGS.runs:
+    for seed in range(FLAGS.seeds if FLAGS.train else 0):  # seed-major: an interrupted
+        for name in FLAGS.runs:                              # queue has every run's seed 0
             directory = seed_dir(FLAGS.output_dir, name, seed)
             if not finished(directory):
                 train_seed(name, seed, directory)
     results = {name: collect(FLAGS.output_dir, name) for name in FLAGS.runs}
+    missing = [name for name, result in results.items() if not result.n]
+    if missing:
+        print(f"reproduce: error: no finished seed of {missing} in {FLAGS.output_dir}",
+              file=sys.stderr)
+        return 2
+    if FLAGS.archive_dir:
+        for name in FLAGS.runs:
+            archive(FLAGS.output_dir, FLAGS.archive_dir, name)
     text = table(results)
     atomic_write(os.path.join(FLAGS.output_dir, "results.md"), text)
     plot(results, os.path.join(FLAGS.output_dir, "curves.png"))

@@ -77,6 +77,23 @@ def test_seeds_layout_table_and_resume(tmp_path):
     heading, rows = _rows(tmp_path / "results.md")
     assert heading.startswith("FP: neither") and rows["xnor"][4] == "2" and rows["xnor"][6] == "n/a"
 
+    # --archive_dir keeps the small result files only; --notrain rebuilds the table from them.
+    kept = tmp_path / "kept"
+    archived = _reproduce("--runs=fp,xnor", "--seeds=2", *TINY, f"--output_dir={tmp_path}",
+                          f"--archive_dir={kept}")
+    assert archived.returncode == 0 and "reproduce: training" not in archived.stdout
+    assert sorted(os.listdir(kept / "xnor" / "seed1")) == sorted(
+        ["metrics.json", "minutes.json", "model.json", "history.csv"])
+    rebuilt = _reproduce("--runs=fp,xnor", "--notrain", f"--output_dir={kept}")
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    assert (kept / "results.md").read_text() == (tmp_path / "results.md").read_text()
+    assert (kept / "curves.png").stat().st_size > 0
+    # --notrain with a run that has no finished seed: a one-line error, nothing trained.
+    none = _reproduce("--runs=fp,bnn", "--notrain", f"--output_dir={kept}")
+    assert none.returncode == 2 and "reproduce: training" not in none.stdout
+    assert none.stderr.strip().splitlines()[-1] == (
+        f"reproduce: error: no finished seed of ['bnn'] in {kept}")
+
 
 def test_unknown_run_is_a_one_line_error(tmp_path):
     result = _reproduce("--runs=fp,vgg", f"--output_dir={tmp_path}")
