@@ -201,7 +201,7 @@ PANELS = (
      ("bwn", "bwn_learned_alpha", "bwn_sgd", "bwn_learned_alpha_sgd")),
 )
 COLLAPSED = 10.0  # points below the best final mean: drawn in their own, unzoomed panel
-MARGIN = 1.0  # points of y-axis below the lowest final mean of a zoomed panel
+MARGIN = 3.0  # points of y-axis below the lowest final mean of a zoomed panel (the last epochs)
 
 
 def _curves(result, key):

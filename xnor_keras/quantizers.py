@@ -187,7 +187,10 @@ def binary_gradient(x: tf.Tensor, *, mode: str = DEFAULT_BINARY_GRADIENT) -> tf.
     products, ∂C/∂I = g^in ⊛ q(W)ᵀ (the convolution with the weight filters that
     §3.2 names) and ∂C/∂W = q(I)ᵀ ⊛ g^in. With sign(I) and a binary g^in both are
     binary operations, which is what makes "a very efficient training procedure
-    using binary operations".
+    using binary operations". The layers' ``binary_gradient_for`` option narrows it
+    to one product: ``"inputs"`` (∂C/∂I only: the convolution with the weight filters
+    that §3.2 names as the bottleneck) or ``"weights"`` (∂C/∂W only, the gradient
+    passed down stays real-valued); README, "Binary gradient", has the measured runs.
 
     Example:
 
