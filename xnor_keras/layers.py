@@ -202,10 +202,11 @@ class _BinaryLayer:
         """``_product(x, kernel)`` whose backward pass binarizes the gradient (§3.2) for
         the products ``binary_gradient_for`` names.
 
-        For one product only, the forward pass computes it twice: once with the other
-        operand's gradient stopped and the binarized gradient (``b``), once the plain way
-        (``y``), and returns y + (b − stop(b)), which is y exactly while ∂C/∂W (or ∂C/∂I)
-        comes from b's binarized gradient and the other from y's real-valued one.
+        For one product only, the forward pass computes it twice: ``binarized``, whose
+        gradient reaches only the named operand (W for ``"weights"``, I for ``"inputs"``)
+        and is binarized, and ``plain``, whose real-valued gradient reaches only the
+        other one. It returns plain + (binarized − stop(binarized)): plain's value
+        exactly (the second term is 0), each gradient from its own copy.
         """
         mode = self._binary_gradient_mode
         if not mode:
