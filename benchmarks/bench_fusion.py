@@ -25,11 +25,10 @@ import xnor_keras  # noqa: E402,F401  (legacy Keras before TensorFlow)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from deploy.bench import cpu_name as _cpu_name, time_interleaved  # noqa: E402
+from deploy.bench import cpu_name as _cpu_name, time_interleaved, write_results  # noqa: E402
 from deploy.convert import convert_model  # noqa: E402
 from deploy.native import make_interpreter  # noqa: E402
 from xnor_keras import models  # noqa: E402
-from xnor_keras.io import atomic_write  # noqa: E402
 
 NETWORKS = {"resnet18": "XNOR ResNet-18 (224)", "alexnet": "XNOR AlexNet (224)",
             "fashion_net": "fashion_net (28x28)"}
@@ -80,10 +79,7 @@ def main(argv):
                f"{ms[False, False]:.3f} | {ms[True, True] / ms[False, True]:.2f}× |")
         print(row, flush=True)
         lines.append(row)
-    lines.append(f"\nload average after: {os.getloadavg()[0]:.2f}")
-    print(lines[-1].strip())
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    atomic_write(os.path.join(FLAGS.output_dir, "results.md"), "\n".join(lines) + "\n")
+    write_results(lines, FLAGS.output_dir)
 
 
 if __name__ == "__main__":

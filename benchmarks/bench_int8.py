@@ -29,11 +29,11 @@ import xnor_keras  # noqa: E402,F401  (legacy Keras before TensorFlow)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from deploy.bench import cpu_name as _cpu_name, time_interleaved, twin_flatbuffers  # noqa: E402
+from deploy.bench import (cpu_name as _cpu_name, time_interleaved, twin_flatbuffers,  # noqa: E402
+                          write_results)
 from deploy.convert import convert_model  # noqa: E402
 from deploy.runtime import make_interpreter  # noqa: E402
 from xnor_keras import models  # noqa: E402
-from xnor_keras.io import atomic_write  # noqa: E402
 
 NETWORKS = {"resnet18": "XNOR ResNet-18 (224)", "alexnet": "XNOR AlexNet (224)"}
 
@@ -119,10 +119,7 @@ def main(argv):
                             f"int8 {result[1]['float layers int8'] / result[threads]['float layers int8']:.2f}×")
                     print(note, flush=True)
                     lines.append(f"\n{note}")
-    lines.append(f"\nload average after: {os.getloadavg()[0]:.2f}")
-    print(lines[-1].strip())
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    atomic_write(os.path.join(FLAGS.output_dir, "results.md"), "\n".join(lines) + "\n")
+    write_results(lines, FLAGS.output_dir)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,7 @@ from deploy.errors import DeployError
 
 __all__ = ["cpu_name", "BenchResult", "float_twin", "twin_flatbuffers", "time_interleaved", "bench_file",
            "ProfileResult", "profile_flatbuffer", "profile_file", "one_op_model", "sub_model",
-           "pad_conv_pairs", "is_box_filter", "op_class"]
-
-
+           "pad_conv_pairs", "is_box_filter", "op_class", "write_results"]
 
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), for the figures benchmarks print."""
@@ -52,6 +50,26 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def write_results(lines, output_dir) -> str:
+    """Ends a benchmark's report: appends (and prints) the load average after timing and
+    writes ``lines`` to ``output_dir/results.md`` atomically; returns that path.
+
+    >>> import tempfile
+    >>> path = write_results(["| a |"], tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    load average after: ...
+    >>> open(path).read().splitlines()[0]
+    '| a |'
+    """
+    from xnor_keras.io import atomic_write
+
+    lines.append(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    print(lines[-1].strip())
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, "results.md")
+    atomic_write(path, "\n".join(lines) + "\n")
+    return path
 
 
 @dataclasses.dataclass

@@ -57,6 +57,24 @@ void ActivationBounds(int activation, float* lo, float* hi) {
   if (activation == 3) *lo = 0.0f, *hi = 6.0f;
 }
 
+// The fields CONV_2D's and MAX_POOL_2D's options share (activation, padding, strides)
+// copied into `n`; returns the options for the op's own fields, or nullptr (and
+// activation -1: never fused) when the node has none.
+template <typename Params>
+const Params* ReadWindowParams(const TfLiteNode* node, GraphNode* n) {
+  if (node->builtin_data == nullptr) {
+    n->activation = -1;
+    return nullptr;
+  }
+  const auto* p = static_cast<const Params*>(node->builtin_data);
+  n->activation = p->activation;
+  n->padding_known = p->padding == kTfLitePaddingSame || p->padding == kTfLitePaddingValid;
+  n->padding_same = p->padding == kTfLitePaddingSame;
+  n->stride_h = p->stride_height;
+  n->stride_w = p->stride_width;
+  return p;
+}
+
 }  // namespace
 
 FusionGraph GraphFromContext(TfLiteContext* context, const TfLiteIntArray* plan) {
@@ -99,28 +117,12 @@ FusionGraph GraphFromContext(TfLiteContext* context, const TfLiteIntArray* plan)
                          ? -1
                          : static_cast<const TfLiteMulParams*>(node->builtin_data)->activation;
     } else if (n.op == GraphOp::kConv2d) {
-      if (node->builtin_data == nullptr) {
-        n.activation = -1;
-      } else {
-        const auto* p = static_cast<const TfLiteConvParams*>(node->builtin_data);
-        n.activation = p->activation;
-        n.padding_known = p->padding == kTfLitePaddingSame || p->padding == kTfLitePaddingValid;
-        n.padding_same = p->padding == kTfLitePaddingSame;
-        n.stride_h = p->stride_height;
-        n.stride_w = p->stride_width;
+      if (const auto* p = ReadWindowParams<TfLiteConvParams>(node, &n)) {
         n.dilation_h = p->dilation_height_factor;
         n.dilation_w = p->dilation_width_factor;
       }
     } else if (n.op == GraphOp::kMaxPool2d) {
-      if (node->builtin_data == nullptr) {
-        n.activation = -1;
-      } else {
-        const auto* p = static_cast<const TfLitePoolParams*>(node->builtin_data);
-        n.activation = p->activation;
-        n.padding_known = p->padding == kTfLitePaddingSame || p->padding == kTfLitePaddingValid;
-        n.padding_same = p->padding == kTfLitePaddingSame;
-        n.stride_h = p->stride_height;
-        n.stride_w = p->stride_width;
+      if (const auto* p = ReadWindowParams<TfLitePoolParams>(node, &n)) {
         n.filter_h = p->filter_height;
         n.filter_w = p->filter_width;
       }

@@ -40,17 +40,23 @@ def test_twin_flatbuffers_are_stock_tflite(model):
         {t.dtype for t in float32.tensors}
 
 
-def test_one_op_model_computes_the_op_as_in_the_whole_model(model):
-    # Reference: the whole float twin on stock TFLite, every intermediate tensor kept.
-    flatbuffer = twin_flatbuffers(model, int8=False)["float32"]
+def _run_whole(flatbuffer, x):
+    """The whole model invoked on ``x`` on stock TFLite (no XNNPACK), every tensor kept:
+    the reference the cut-out models are checked against."""
     whole = tf.lite.Interpreter(
         model_content=flatbuffer, experimental_preserve_all_tensors=True,
         experimental_op_resolver_type=tf.lite.experimental.OpResolverType.
         BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     whole.allocate_tensors()
-    x = np.random.default_rng(0).standard_normal((1, 28, 28, 1)).astype(np.float32)
-    whole.set_tensor(whole.get_input_details()[0]["index"], x)
+    whole.set_tensor(whole.get_input_details()[0]["index"], x.astype(np.float32))
     whole.invoke()
+    return whole
+
+
+def test_one_op_model_computes_the_op_as_in_the_whole_model(model):
+    # Reference: the whole float twin on stock TFLite, every intermediate tensor kept.
+    flatbuffer = twin_flatbuffers(model, int8=False)["float32"]
+    whole = _run_whole(flatbuffer, np.random.default_rng(0).standard_normal((1, 28, 28, 1)))
     tflite = TFLiteModel(flatbuffer)
     for op in tflite.ops:
         one = tf.lite.Interpreter(model_content=one_op_model(flatbuffer, op.index))
@@ -81,14 +87,7 @@ def test_pad_and_its_convolution_are_cut_out_as_a_pair():
     assert len(pairs) == 1
     pad, conv = next(iter(pairs.items()))
     assert (tflite.ops[pad].name, tflite.ops[conv].name) == ("PAD", "CONV_2D")
-    whole = tf.lite.Interpreter(
-        model_content=flatbuffer, experimental_preserve_all_tensors=True,
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.
-        BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    whole.allocate_tensors()
-    x = np.random.default_rng(1).standard_normal((1, 24, 24, 3)).astype(np.float32)
-    whole.set_tensor(whole.get_input_details()[0]["index"], x)
-    whole.invoke()
+    whole = _run_whole(flatbuffer, np.random.default_rng(1).standard_normal((1, 24, 24, 3)))
     cut = tf.lite.Interpreter(model_content=sub_model(flatbuffer, [pad, conv]))
     cut.allocate_tensors()
     (inp,), (out,) = cut.get_input_details(), cut.get_output_details()
