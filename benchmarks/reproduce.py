@@ -80,6 +80,8 @@ RUNS = {
     "bwn_learned_alpha_sgd": Run("bwn", {"alpha": "learned", "optimizer": "sgd"},
                                  "Table 3a under SGD: α as a separate layer"),
     "fp_adam": Run("fp", {"optimizer": "adam"}, "FP with Adam, the bwn/xnor optimizer"),
+    "xnor_20ep": Run("xnor", {"epochs": 20}, "XNOR's recipe (batch 256, Adam 4e-3, cosine), "
+                     "20 epochs"),
 }
 FP_RUNS = ("fp", "fp_adam")  # "FP" of the Δ column: the better of these
 
@@ -132,11 +134,13 @@ def seed_dir(output_dir, run, seed):
 def train_seed(name, seed, directory):
     """Trains one seed of a run into ``directory`` (resuming) and records its minutes."""
     run = RUNS[name]
+    options = dict(run.options)
+    if FLAGS.epochs is not None:  # --epochs overrides a run's own
+        options["epochs"] = FLAGS.epochs
     print(f"reproduce: training {name} seed {seed}", flush=True)
     train_timed(TrainConfig(model="fashion_net", precision=run.precision, output_dir=directory,
-                            seed=seed, epochs=FLAGS.epochs, data_dir=FLAGS.data_dir,
-                            train_limit=FLAGS.train_limit, eval_limit=FLAGS.eval_limit,
-                            **run.options))
+                            seed=seed, data_dir=FLAGS.data_dir, train_limit=FLAGS.train_limit,
+                            eval_limit=FLAGS.eval_limit, **options))
 
 
 def collect(output_dir, name):
