@@ -116,6 +116,26 @@ def test_fashion_mnist_test_split_is_the_normalized_idx_data(fashion_raw):
 
 
 @needs_fashion
+def test_fashion_mnist_pad_flip_augmentation_takes_windows_of_the_padded_image(fashion_raw):
+    ds = data.load("fashion_mnist", "train", batch_size=16, recipe="fashion_net_pad_flip",
+                   shuffle=False, seed=3, limit=16)
+    spec = data.preprocessing_spec("fashion_mnist")
+    padded = np.pad(fashion_raw["train"][0][:16], [(0, 0), (2, 2), (2, 2)])
+    offsets, flips = set(), set()
+    for _ in range(3):
+        images, _ = batches(ds)
+        pixels = np.round(denormalize(images[..., 0], spec["mean"][0], spec["std"][0]) * 255)
+        for i, image in enumerate(pixels.astype(np.int64)):
+            found = [(dy, dx, flip) for dy in range(5) for dx in range(5) for flip in (False, True)
+                     if np.array_equal(padded[i, dy:dy + 28, dx:dx + 28][:, ::-1 if flip else 1],
+                                       image)]
+            assert found, "an augmented image is not a 28×28 window of the 2-px padded original"
+            offsets.add(found[0][:2])
+            flips.add(found[0][2])
+    assert len(offsets) > 10 and flips == {False, True}
+
+
+@needs_fashion
 def test_fashion_mnist_train_subset_is_shuffled_repeatably(fashion_raw):
     def first_epoch(seed):
         return batches(data.load("fashion_mnist", "train", batch_size=100, seed=seed,

@@ -117,6 +117,15 @@ def test_precision_settings_of_a_recipe_apply_to_that_precision_only():
     assert training.learning_rate(xnor, 4) == pytest.approx(2e-3)  # cosine, half-way
 
 
+def test_augmentation_defaults_to_the_models_own_and_can_be_chosen():
+    assert training._resolve(TrainConfig(model="fashion_net")).augmentation == "fashion_net"
+    assert training._resolve(TrainConfig(model="cifar_net")).augmentation == "cifar_net"
+    chosen = TrainConfig(model="fashion_net", augmentation="fashion_net_pad_flip")
+    assert training._resolve(chosen).augmentation == "fashion_net_pad_flip"
+    with pytest.raises(ValueError, match="Received: augmentation='flip'"):
+        training._resolve(TrainConfig(model="fashion_net", augmentation="flip"))
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_optimizer_settings_reach_the_optimizer(optimizer):
     config = training._resolve(TrainConfig(optimizer=optimizer, learning_rate=0.5,

@@ -64,6 +64,7 @@ class Recipe:
     decay: float = 0.1
     power: float = 4.0
     adam_for: tuple = ("xnor", "bnn")
+    augmentation: str | None = None  # a key of data.AUGMENTATIONS; None: the model's own
     source: str = ""
     # {precision: {field: value}}: a precision's own settings over the others' (see
     # `recipe_for`), e.g. fashion_net's tuned XNOR recipe.
@@ -142,6 +143,9 @@ class TrainConfig(BinaryOptions):
         "v -= lr·weight_decay·v each step); 0: none (the recipes).")
     adam_beta_2: float = _setting(0.999, float, "Adam's β2 (with --optimizer=adam).")
     adam_epsilon: float = _setting(1e-7, float, "Adam's ε (with --optimizer=adam).")
+    augmentation: str | None = _setting(
+        None, str, "Training augmentation: a key of xnor_keras.data.AUGMENTATIONS (default: "
+        "the recipe's, else the model's own, e.g. fashion_net: none).")
 
     def model_options(self):
         """The binary options given (not None), for `xnor_keras.models.build`."""
@@ -209,8 +213,12 @@ def _resolve(config):
         lr = recipe.adam_lr if optimizer == "adam" else recipe.sgd_lr
     if lr <= 0:
         raise ValueError(f"learning_rate must be positive. Received: learning_rate={lr}")
+    augmentation = one_of("augmentation",
+                          config.augmentation or recipe.augmentation or config.model,
+                          tuple(data.AUGMENTATIONS))
     return dataclasses.replace(
         config,
+        augmentation=augmentation,
         dataset=config.dataset or models.ARCHITECTURES[config.model].dataset,
         epochs=config.epochs or recipe.epochs,
         batch_size=config.batch_size or recipe.batch_size,
@@ -422,10 +430,10 @@ def train(config):
 
     info = data.info(config.dataset, data_dir=config.data_dir)
     train_ds = data.load(config.dataset, "train", batch_size=batch_size,
-                         data_dir=config.data_dir, recipe=config.model, shuffle=True,
+                         data_dir=config.data_dir, recipe=config.augmentation, shuffle=True,
                          seed=config.seed, limit=config.train_limit)
     test_ds = data.load(config.dataset, "test", batch_size=batch_size,
-                        data_dir=config.data_dir, recipe=config.model, shuffle=False,
+                        data_dir=config.data_dir, recipe=config.augmentation, shuffle=False,
                         limit=config.eval_limit)
     if replicas > 1:
         train_ds, test_ds = (ds.with_options(_shard_by_data()) for ds in (train_ds, test_ds))

@@ -41,6 +41,9 @@ AUGMENTATIONS = {
                               source="BinaryConnect/BinaryNet CIFAR-10 net: 4 px pad, "
                                      "random 32 crop, flip"),
     "fashion_net": Augmentation(28, flip=False, source="no augmentation"),
+    # Not an architecture's own: a choice for `TrainConfig.augmentation` (issue 15's screen).
+    "fashion_net_pad_flip": Augmentation(28, padding=2,
+                                         source="zero-pad 2 px, random 28 crop, flip"),
 }
 
 
