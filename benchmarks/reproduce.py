@@ -82,6 +82,8 @@ RUNS = {
     "fp_adam": Run("fp", {"optimizer": "adam"}, "FP with Adam, the bwn/xnor optimizer"),
     "xnor_20ep": Run("xnor", {"epochs": 20}, "XNOR's recipe (batch 256, Adam 4e-3, cosine), "
                      "20 epochs"),
+    "xnor_pad_flip_20ep": Run("xnor", {"epochs": 20, "augmentation": "fashion_net_pad_flip"},
+                              "XNOR's recipe, 20 epochs, 2-px pad-crop + flip augmentation"),
 }
 FP_RUNS = ("fp", "fp_adam")  # "FP" of the Δ column: the better of these
 
@@ -203,6 +205,7 @@ PANELS = (
                                          "xnor_bg_position_dw", "xnor_bg_position_di")),
     ("Table 3a: α by eq. 6 vs learned, Adam and SGD",
      ("bwn", "bwn_learned_alpha", "bwn_sgd", "bwn_learned_alpha_sgd")),
+    ("XNOR's recipe: epochs and augmentation", ("xnor", "xnor_20ep", "xnor_pad_flip_20ep")),
 )
 COLLAPSED = 10.0  # points below the best final mean: drawn in their own, unzoomed panel
 MARGIN = 3.0  # points of y-axis below the lowest final mean of a zoomed panel (the last epochs)
@@ -218,11 +221,13 @@ def _curves(result, key):
 
 
 def _panels(results):
-    """Zoomed panels of the runs present, plus one unzoomed panel of collapsed runs."""
+    """Zoomed panels of the runs present (runs of no `PANELS` entry share an "other runs"
+    panel), plus one unzoomed panel of collapsed runs."""
     best = max(100 * r.mean for r in results.values())
     collapsed = [n for n, r in results.items() if 100 * r.mean < best - COLLAPSED]
+    placed = {r for _, runs in PANELS for r in runs}
     panels = []
-    for title, runs in PANELS:
+    for title, runs in PANELS + (("other runs", tuple(r for r in results if r not in placed)),):
         runs = [r for r in runs if r in results and r not in collapsed]
         if runs:
             low = min(100 * results[r].mean for r in runs) - MARGIN
