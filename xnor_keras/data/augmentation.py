@@ -44,6 +44,7 @@ AUGMENTATIONS = {
     # Not an architecture's own: a choice for `TrainConfig.augmentation` (issue 15's screen).
     "fashion_net_pad_flip": Augmentation(28, padding=2,
                                          source="zero-pad 2 px, random 28 crop, flip"),
+    "fashion_net_flip": Augmentation(28, source="left-right flip only"),
 }
 
 
