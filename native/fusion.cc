@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 
 #include "scratch.h"
 
@@ -43,9 +44,20 @@ struct RowConstants {
   int64_t offset[2] = {0, 0};
 };
 
+// 16 float lanes as a GCC/Clang vector: each clone lowers it to its widest registers (one
+// zmm, two ymm, four xmm), so the lanes and their pairwise sum stay in registers (a float
+// array here went through the stack, a store-forwarding stall per row). Vectors are not
+// passed to functions: that would change with the clone's ABI.
+typedef float Lanes16 __attribute__((vector_size(64)));
+typedef int32_t Ints16 __attribute__((vector_size(64)));
+typedef float Lanes8 __attribute__((vector_size(32)));
+typedef float Lanes4 __attribute__((vector_size(16)));
+typedef float Lanes2 __attribute__((vector_size(8)));
+
 template <int kSteps, bool kMul0, bool kMul1>
 inline __attribute__((always_inline)) void RowsPassT(const float* in, RowConstants* k, int n,
                                                      int64_t rows, float* out, double* sums) {
+  const Ints16 magnitude = Ints16{} + 0x7fffffff;  // |y| = y with the sign bit cleared
   for (int64_t r = 0; r < rows; ++r, in += n) {
     const float* v0 = k->values[0] + k->offset[0];
     const float* v1 = k->values[1] + k->offset[1];
@@ -61,15 +73,23 @@ inline __attribute__((always_inline)) void RowsPassT(const float* in, RowConstan
       if (kSteps > 0) o[i] = y;
       return y;
     };
-    float lanes[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    Lanes16 lanes = {};
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-      for (int j = 0; j < 16; ++j) lanes[j] += std::fabs(apply(i + j));
+      Lanes16 y, c0, c1;
+      std::memcpy(&y, in + i, sizeof y);
+      if (kSteps > 0) std::memcpy(&c0, v0 + i, sizeof c0), y = kMul0 ? y * c0 : y + c0;
+      if (kSteps > 1) std::memcpy(&c1, v1 + i, sizeof c1), y = kMul1 ? y * c1 : y + c1;
+      if (kSteps > 0) std::memcpy(o + i, &y, sizeof y);
+      lanes += reinterpret_cast<Lanes16>(reinterpret_cast<Ints16>(y) & magnitude);
     }
-    for (int half = 8; half >= 1; half /= 2) {  // a fixed pairwise order
-      for (int j = 0; j < half; ++j) lanes[j] += lanes[j + half];
-    }
-    double sum = lanes[0];
+    // lanes[j] += lanes[j + half] for half = 8, 4, 2, 1: a fixed pairwise order.
+    const Lanes8 l8 = __builtin_shufflevector(lanes, lanes, 0, 1, 2, 3, 4, 5, 6, 7) +
+                      __builtin_shufflevector(lanes, lanes, 8, 9, 10, 11, 12, 13, 14, 15);
+    const Lanes4 l4 = __builtin_shufflevector(l8, l8, 0, 1, 2, 3) +
+                      __builtin_shufflevector(l8, l8, 4, 5, 6, 7);
+    const Lanes2 l2 = __builtin_shufflevector(l4, l4, 0, 1) + __builtin_shufflevector(l4, l4, 2, 3);
+    double sum = l2[0] + l2[1];
     for (; i < n; ++i) sum += std::fabs(apply(i));
     sums[r] = sum;
   }
@@ -99,30 +119,60 @@ XK_CLONES void MaxPoolPixels(const MaxPoolSpec& p, int oh, int ow, int pad_top, 
                              float* out) {
   const int c = p.channels;
   const bool clamp = p.lo != -__builtin_inff() || p.hi != __builtin_inff();
+  const Lanes16 lo16 = Lanes16{} + p.lo, hi16 = Lanes16{} + p.hi;
+  // The pixel's (item, oy, ox), divided out once and then stepped.
+  int64_t item = pixel_begin / (int64_t{oh} * ow);
+  int oy = static_cast<int>(pixel_begin / ow % oh), ox = static_cast<int>(pixel_begin % ow);
   for (int64_t q = pixel_begin; q < pixel_end; ++q, out += c) {
-    const int64_t item = q / (int64_t{oh} * ow);
-    const int oy = static_cast<int>(q / ow % oh), ox = static_cast<int>(q % ow);
     const int y0 = MaxOf(0, oy * p.stride_h - pad_top);
     const int y1 = MinOf(p.in_h, oy * p.stride_h - pad_top + p.filter_h);
     const int x0 = MaxOf(0, ox * p.stride_w - pad_left);
     const int x1 = MinOf(p.in_w, ox * p.stride_w - pad_left + p.filter_w);
-    bool first = true;
-    for (int y = y0; y < y1; ++y) {
-      for (int x = x0; x < x1; ++x) {
-        const float* t = v + ((item * p.in_h + y) * p.in_w + x) * c;
-        if (first) {
-          for (int i = 0; i < c; ++i) out[i] = t[i];
-          first = false;
-          continue;
+    const float* window = v + ((item * p.in_h + y0) * p.in_w + x0) * c;
+    const int64_t row_step = int64_t{p.in_w} * c;
+    // 16 channels at a time, the max kept in registers across the taps (through `out` each
+    // tap would wait on its own store); per lane the same `m < t ? t : m` in tap order.
+    // The first tap starts m (windows are never empty: WindowGeometry), the rest follow
+    // in row-major order.
+    const int taps_h = y1 - y0, taps_w = x1 - x0;
+    int i = 0;
+    for (; i + 16 <= c; i += 16) {
+      Lanes16 m, t;
+      std::memcpy(&m, window + i, sizeof m);
+      for (int x = 1; x < taps_w; ++x) {
+        std::memcpy(&t, window + x * c + i, sizeof t);
+        m = m < t ? t : m;
+      }
+      for (int y = 1; y < taps_h; ++y) {
+        for (int x = 0; x < taps_w; ++x) {
+          std::memcpy(&t, window + y * row_step + x * c + i, sizeof t);
+          m = m < t ? t : m;
         }
-        for (int i = 0; i < c; ++i) out[i] = out[i] < t[i] ? t[i] : out[i];
       }
+      if (clamp) {
+        m = m < lo16 ? lo16 : m;
+        m = m > hi16 ? hi16 : m;
+      }
+      std::memcpy(out + i, &m, sizeof m);
     }
-    if (clamp) {
-      for (int i = 0; i < c; ++i) {
-        const float m = out[i] < p.lo ? p.lo : out[i];
-        out[i] = m > p.hi ? p.hi : m;
+    for (; i < c; ++i) {
+      float m = window[i];
+      for (int x = 1; x < taps_w; ++x) m = m < window[x * c + i] ? window[x * c + i] : m;
+      for (int y = 1; y < taps_h; ++y) {
+        for (int x = 0; x < taps_w; ++x) {
+          const float t = window[y * row_step + x * c + i];
+          m = m < t ? t : m;
+        }
       }
+      if (clamp) {
+        m = m < p.lo ? p.lo : m;
+        m = m > p.hi ? p.hi : m;
+      }
+      out[i] = m;
+    }
+    if (++ox == ow) {
+      ox = 0;
+      if (++oy == oh) oy = 0, ++item;
     }
   }
 }
