@@ -24,6 +24,12 @@ on four runtimes:
   binary-convolution engine (`openvino_peer`); without it the script says so and leaves
   the column out.
 
+With single layers, the machine's binary peak (XNOR+popcount of 64-bit words from L1, the
+"best" of `bench_popcount.py`'s roofline) is measured before and after the rounds
+(``--noroofline`` skips it); each layer row then shows its time at that peak
+(S·S·C·9·C/64 words ÷ the peak), the native kernel's share of it, and OpenVINO's time ÷
+the time at the peak: the most any kernel could be faster than OpenVINO on this core.
+
 Weights are random (speed does not depend on their values). Before timing, native and
 LCE outputs are compared on the same input. Prints a Markdown table and writes it with
 the raw numbers to ``--output_dir`` (results.md, results.json); a second table gives the
@@ -72,6 +78,9 @@ flags.DEFINE_list("native_isas", [], "Also time the native runtime forced to the
 flags.DEFINE_integer("rounds", 12, "Interleaved rounds; each times every case on every runtime.")
 flags.DEFINE_float("seconds_per_measure", 0.15, "Invocations per round and pair fill this long.")
 flags.DEFINE_string("output_dir", "out/bench_kernels", "Where results.md / results.json go.")
+flags.DEFINE_bool("roofline", True, "With single layers: measure the machine's binary peak "
+                  "(benchmarks/bench_popcount.py) before and after the rounds, and show each "
+                  "layer's time at that peak and the most any kernel could gain on OpenVINO.")
 
 
 def _layer_models(size, channels):
@@ -204,27 +213,45 @@ def _cases():
     return list(dict.fromkeys(selected))
 
 
-def _table(cases, stats, checks, header):
+def layer_word_ops(case) -> float:
+    """64-bit XNOR+popcount word operations of a single layer: S·S·C_out·(9·C_in)/64."""
+    size, channels = LAYERS[case]
+    return size * size * channels * 9.0 * channels / 64
+
+
+def _table(cases, stats, checks, header, peak=None):
     scaling = "native_1t" in stats[cases[0]]
     peer = any("openvino" in stats[case] for case in cases)
+    bound = peak is not None and any(case in LAYERS for case in cases)
     lines = [header, "",
              "| case | native ms | LCE ms | float32 ms | int8 ms | × vs float32 | × vs LCE | "
              "× vs int8 | max abs(native − LCE) |" + (" native 1-thread ms | × vs 1 thread |"
                                                        if scaling else "") +
-             (" OpenVINO ms | × vs OpenVINO |" if peer else ""),
+             (" OpenVINO ms | × vs OpenVINO |" if peer else "") +
+             (" at binary peak ms | native share of peak |" if bound else "") +
+             (" × vs OpenVINO at peak |" if bound and peer else ""),
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if scaling else "") +
-             ("---:|---:|" if peer else "")]
+             ("---:|---:|" if peer else "") + ("---:|---:|" if bound else "") +
+             ("---:|" if bound and peer else "")]
     for case in cases:
         m = stats[case]
         label = f"{case} 3x3 binary" if case in LAYERS else MODELS[case]
         openvino = (f" {m['openvino']:.3f} | {m['openvino'] / m['native']:.2f} |"
                     if "openvino" in m else " – | – |")
+        at_peak = 1000 * layer_word_ops(case) / peak if bound and case in LAYERS else None
+        roof = ""
+        if bound:
+            roof = (f" {at_peak:.3f} | {100 * at_peak / m['native']:.0f}% |" if at_peak else
+                    " – | – |")
+            if peer:
+                roof += (f" {m['openvino'] / at_peak:.2f} |" if at_peak and "openvino" in m
+                         else " – |")
         lines.append(
             f"| {label} | {m['native']:.3f} | {m['lce']:.3f} | {m['float32']:.3f} | "
             f"{m['int8']:.3f} | {m['float32'] / m['native']:.2f} | {m['lce'] / m['native']:.2f} | "
             f"{m['int8'] / m['native']:.2f} | {checks[case]:.2g} |" +
             (f" {m['native_1t']:.3f} | {m['native_1t'] / m['native']:.2f} |" if scaling else "") +
-            (openvino if peer else ""))
+            (openvino if peer else "") + roof)
     return "\n".join(lines) + "\n"
 
 
@@ -265,6 +292,11 @@ def main(argv):
             one = min(_measure(fn, 3))
             counts[(case, runtime)] = max(1, int(FLAGS.seconds_per_measure / max(one, 1e-6)))
     samples = {(case, r): [] for case in cases for r in timed[case]}
+    peaks = []
+    if FLAGS.roofline and any(case in LAYERS for case in cases):
+        import bench_popcount  # benchmarks/, beside this script
+
+        peaks.append(bench_popcount.measure_peak())
     load_before = os.getloadavg()[0]
     for round_index in tqdm(range(FLAGS.rounds), desc="rounds"):
         for case in cases:
@@ -273,6 +305,11 @@ def main(argv):
             for runtime in names[shift:] + names[:shift]:
                 samples[(case, runtime)] += _measure(timed[case][runtime],
                                                      counts[(case, runtime)])
+    if peaks:
+        peaks.append(bench_popcount.measure_peak())
+    # The higher of the two peaks: the faster a kernel could be, the smaller the time at the
+    # peak, so the "× vs OpenVINO at peak" bound errs towards what is possible.
+    peak = max(peaks) if peaks else None
     medians = {case: {r: 1000 * float(np.median(samples[(case, r)])) for r in timed[case]}
                for case in cases}
     minima = {case: {r: 1000 * float(np.min(samples[(case, r)])) for r in timed[case]}
@@ -286,9 +323,16 @@ def main(argv):
         setup += (f" OpenVINO {openvino_info} (its CPU BinaryConvolution; max |OpenVINO − LCE| "
                   "on the same input: " + ", ".join(f"{c} {v:.2g}" for c, v in
                                                     openvino_checks.items()) + ").")
-    table = (_table(cases, medians, checks, f"**Median latency**, {setup}") + "\n" +
+    if peak is not None:
+        setup += (f" Binary peak (XNOR+popcount of 64-bit words, operands in L1, 1 thread, "
+                  f"`bench_popcount.measure_peak`, before / after the rounds): "
+                  f"{' / '.join(f'{p / 1e9:.2f}' for p in peaks)} G words/s; a layer at the "
+                  f"peak takes S·S·C·9·C/64 words ÷ {peak / 1e9:.2f} G words/s, and "
+                  "OpenVINO ms ÷ that time is the most any kernel could be faster than OpenVINO "
+                  "on this core.")
+    table = (_table(cases, medians, checks, f"**Median latency**, {setup}", peak) + "\n" +
              _table(cases, minima, checks, "**Best latency** (minimum over all runs; less "
-                    "sensitive to other processes on a busy machine)."))
+                    "sensitive to other processes on a busy machine).", peak))
     if FLAGS.native_isas:
         table += _isa_table(cases, medians, FLAGS.native_isas)
     shares = {case: timed[case]["native"].report()["seconds"] / timed[case]["native"].seconds
@@ -306,6 +350,7 @@ def main(argv):
          "openvino": openvino_info if have_openvino else None,
          "max_abs_openvino_minus_lce": openvino_checks,
          "native_binary_kernel_share": shares,
+         "binary_peak_words_per_s": peaks,
          "load_average": [load_before, os.getloadavg()[0]]}, indent=2))
 
 
