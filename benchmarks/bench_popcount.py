@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 NATIVE = ROOT / "native"
+BUILD_DIR = os.path.join(tempfile.gettempdir(), "xnor_roofline")
 SOURCES = [NATIVE / "bench" / "roofline.cc",
            *(NATIVE / n for n in ("kernels.cc", "bconv_plan.cc", "isa_portable.cc", "isa_avx2.cc",
                                   "isa_avx512.cc", "isa_neon.cc"))]
@@ -67,9 +69,7 @@ def measure_peak(build_dir=None, *, rounds=5) -> float:
     """The machine's best XNOR+popcount rate (64-bit words per second, 1 thread, operands
     in L1; the "best" line of the roofline), measured now. Kernels and layers are not
     timed: this is the ceiling `bench_kernels.py` sets beside its single layers."""
-    import re
-
-    build_dir = build_dir or os.path.join(tempfile.gettempdir(), "xnor_roofline")
+    build_dir = build_dir or BUILD_DIR
     os.makedirs(build_dir, exist_ok=True)
     result = subprocess.run([str(build(build_dir)), "--rounds", str(rounds), "--kernels",
                              "portable"], capture_output=True, text=True)
@@ -85,7 +85,7 @@ def main():
     parser.add_argument("--kernels", default="portable,vpshufb,avx512",
                         help="comma-separated: portable, vpshufb (AVX2), harley_seal (AVX2), "
                              "avx512 (VPOPCNTDQ)")
-    parser.add_argument("--build_dir", default=os.path.join(tempfile.gettempdir(), "xnor_roofline"))
+    parser.add_argument("--build_dir", default=BUILD_DIR)
     args = parser.parse_args()
     from benchmarks.bench_kernels import LAYERS  # not at the top: bench_kernels imports us
 

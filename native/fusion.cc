@@ -139,12 +139,8 @@ XK_CLONES void MaxPoolPixels(const MaxPoolSpec& p, int oh, int ow, int pad_top, 
     for (; i + 16 <= c; i += 16) {
       Lanes16 m, t;
       std::memcpy(&m, window + i, sizeof m);
-      for (int x = 1; x < taps_w; ++x) {
-        std::memcpy(&t, window + x * c + i, sizeof t);
-        m = m < t ? t : m;
-      }
-      for (int y = 1; y < taps_h; ++y) {
-        for (int x = 0; x < taps_w; ++x) {
+      for (int y = 0; y < taps_h; ++y) {
+        for (int x = y == 0 ? 1 : 0; x < taps_w; ++x) {
           std::memcpy(&t, window + y * row_step + x * c + i, sizeof t);
           m = m < t ? t : m;
         }
@@ -157,9 +153,8 @@ XK_CLONES void MaxPoolPixels(const MaxPoolSpec& p, int oh, int ow, int pad_top, 
     }
     for (; i < c; ++i) {
       float m = window[i];
-      for (int x = 1; x < taps_w; ++x) m = m < window[x * c + i] ? window[x * c + i] : m;
-      for (int y = 1; y < taps_h; ++y) {
-        for (int x = 0; x < taps_w; ++x) {
+      for (int y = 0; y < taps_h; ++y) {
+        for (int x = y == 0 ? 1 : 0; x < taps_w; ++x) {
           const float t = window[y * row_step + x * c + i];
           m = m < t ? t : m;
         }
