@@ -11,7 +11,7 @@
 // counted with `vpopcntq` into 64-bit lanes. Per 512 bits that is 1 xor + 1 popcount +
 // 1 add, against 2 xor + 2 shuffle + 2 add per 256 bits for the AVX2 vpshufb kernel, and
 // the 64-bit sums never overflow, so there is no periodic widening. The output transform
-// handles a whole 16-channel panel per instruction (float and bitpacked output; int8 uses
+// handles a whole 16-channel panel per instruction, for all rows of a micro-kernel call (float and bitpacked output; int8 uses
 // the generic transform, whose std::round has no AVX-512 equivalent).
 #include "isa.h"
 #include "kernels.h"
@@ -34,7 +34,7 @@
 #define XK_PLAIN_LAYOUT 1  // PackPanelInOrder panels, CopyARow rows
 #define XK_ISA_NAME "avx512"
 #define XK_HAS_FAST_QUANTIZE 1
-#define XK_HAS_FAST_TRANSFORM 1
+#define XK_HAS_FAST_TRANSFORM_ROWS 1
 
 namespace xk {
 namespace avx512 {
@@ -60,10 +60,13 @@ XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, i
       s[r][1] = CountStep(s[r][1], av, b1);
     }
   }
-  // Sums are < 2^31 (depth < 2^25 words): narrow each 64-bit lane to 32 bits.
+  // Sums are < 2^31 (depth < 2^25 words): narrow each 64-bit lane to 32 bits. One 512-bit
+  // store per row, so that the transform's 512-bit load of it is forwarded from the store
+  // (two 256-bit stores read back as one 512-bit load would stall the load).
   for (int r = 0; r < kMicroRows; ++r) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc[r]), _mm512_cvtepi64_epi32(s[r][0]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc[r] + 8), _mm512_cvtepi64_epi32(s[r][1]));
+    const __m512i both = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm512_cvtepi64_epi32(s[r][0])), _mm512_cvtepi64_epi32(s[r][1]), 1);
+    _mm512_store_si512(acc[r], both);
   }
 }
 
@@ -109,46 +112,65 @@ XK_TARGET inline void QuantizeInt8Rows(const int8_t* in, int64_t rows, int cols,
   }
 }
 
-// GenericTransformPanel for float and bitpacked output, the 16 channels of a panel per
-// instruction. Multiply and add stay separate instructions (no FMA), as in LCE.
+// GenericTransformPanel for float and bitpacked output, for the n rows of a micro-kernel
+// call at once: a panel's 16 channels per instruction, and its multiplier, bias, thresholds
+// and clamps loaded once for all n rows. Multiply and add stay separate instructions (no
+// FMA), as in LCE. `first` targets row 0 (pixel first.pixel + r is row r); patterns[r] is
+// row r's zero-padding pattern.
 template <int kOut, class Target>
-XK_TARGET inline void FastTransformPanel(const BConvView& p, const int32_t* acc,
-                                         const Target& t, void* output) {
-  __m512i a = _mm512_loadu_si512(acc);
-  if (p.int_correction && t.pattern >= 0) {
-    a = _mm512_add_epi32(
-        a, _mm512_loadu_si512(p.int_corrections + t.pattern * p.slots() + t.slot0));
-  }
+XK_TARGET inline void FastTransformRows(const BConvView& p, const int32_t (*acc)[16], int n,
+                                        const Target& first, const int32_t* patterns,
+                                        void* output) {
+  const int slots = p.slots();
+  const int64_t depth = p.out_depth;
+  const int32_t* int_corr = p.int_correction ? p.int_corrections + first.slot0 : nullptr;
+  const __mmask16 valid = static_cast<__mmask16>((1u << first.valid) - 1);
   if (kOut == static_cast<int>(OutputType::kBitpacked)) {
-    const uint32_t bits = _mm512_cmpgt_epi32_mask(a, _mm512_loadu_si512(p.thresholds + t.slot0));
-    internal::OrPanelBits(reinterpret_cast<uint32_t*>(output) + t.pixel * p.out_depth, t.oc0,
-                          t.valid, bits);
+    const __m512i thresholds = _mm512_loadu_si512(p.thresholds + first.slot0);
+    uint32_t* out = reinterpret_cast<uint32_t*>(output);
+    for (int r = 0; r < n; ++r) {
+      __m512i a = _mm512_load_si512(acc[r]);
+      if (int_corr != nullptr && patterns[r] >= 0) {
+        a = _mm512_add_epi32(a, _mm512_loadu_si512(int_corr + patterns[r] * slots));
+      }
+      const uint32_t bits = _mm512_cmpgt_epi32_mask(a, thresholds);
+      internal::OrPanelBits(out + (first.pixel + r) * depth, first.oc0, first.valid, bits);
+    }
     return;
   }
-  const __m512i x = _mm512_max_epi32(
-      _mm512_min_epi32(_mm512_slli_epi32(a, 1), _mm512_set1_epi32(p.clamp_max)),
-      _mm512_set1_epi32(p.clamp_min));
-  __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(x),
-                                         _mm512_loadu_ps(p.multiplier + t.slot0)),
-                           _mm512_loadu_ps(p.bias + t.slot0));
-  if (p.float_correction && t.pattern >= 0) {
-    y = _mm512_add_ps(
-        y, _mm512_loadu_ps(p.float_corrections + t.pattern * p.slots() + t.slot0));
-  }
-  if (p.pixel_scale.scale != nullptr) {  // clamp(y * K[pixel], lo, hi), see bconv.h
-    y = _mm512_mul_ps(y, _mm512_set1_ps(p.pixel_scale.scale[t.pixel]));
-    y = _mm512_min_ps(_mm512_set1_ps(p.pixel_scale.hi),
-                      _mm512_max_ps(_mm512_set1_ps(p.pixel_scale.lo), y));
-    if (p.pixel_scale.residual != nullptr) {  // clamp(y + residual, residual_lo, residual_hi)
-      const __m512 r = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << t.valid) - 1),
-                                             p.pixel_scale.residual + t.pixel * p.out_depth + t.oc0);
-      y = _mm512_min_ps(_mm512_set1_ps(p.pixel_scale.residual_hi),
-                        _mm512_max_ps(_mm512_set1_ps(p.pixel_scale.residual_lo),
-                                      _mm512_add_ps(y, r)));
+  const __m512i clamp_lo = _mm512_set1_epi32(p.clamp_min), clamp_hi = _mm512_set1_epi32(p.clamp_max);
+  const __m512 multiplier = _mm512_loadu_ps(p.multiplier + first.slot0);
+  const __m512 bias = _mm512_loadu_ps(p.bias + first.slot0);
+  const float* float_corr = p.float_correction ? p.float_corrections + first.slot0 : nullptr;
+  const BConvPixelScale e = p.pixel_scale;  // clamp(y * K[pixel], lo, hi), see bconv.h
+  const __m512 k_lo = _mm512_set1_ps(e.lo), k_hi = _mm512_set1_ps(e.hi);
+  const __m512 res_lo = _mm512_set1_ps(e.residual_lo), res_hi = _mm512_set1_ps(e.residual_hi);
+  float* out = reinterpret_cast<float*>(output) + first.oc0;
+  for (int r = 0; r < n; ++r) {
+    const int64_t pixel = first.pixel + r;
+    __m512i a = _mm512_load_si512(acc[r]);
+    if (int_corr != nullptr && patterns[r] >= 0) {
+      a = _mm512_add_epi32(a, _mm512_loadu_si512(int_corr + patterns[r] * slots));
+    }
+    const __m512i x = _mm512_max_epi32(_mm512_min_epi32(_mm512_slli_epi32(a, 1), clamp_hi), clamp_lo);
+    __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(x), multiplier), bias);
+    if (float_corr != nullptr && patterns[r] >= 0) {
+      y = _mm512_add_ps(y, _mm512_loadu_ps(float_corr + patterns[r] * slots));
+    }
+    if (e.scale != nullptr) {
+      y = _mm512_mul_ps(y, _mm512_set1_ps(e.scale[pixel]));
+      y = _mm512_min_ps(k_hi, _mm512_max_ps(k_lo, y));
+      if (e.residual != nullptr) {  // clamp(y + residual, residual_lo, residual_hi)
+        const __m512 res = _mm512_maskz_loadu_ps(valid, e.residual + pixel * depth + first.oc0);
+        y = _mm512_min_ps(res_hi, _mm512_max_ps(res_lo, _mm512_add_ps(y, res)));
+      }
+    }
+    if (first.valid == 16) {
+      _mm512_storeu_ps(out + pixel * depth, y);
+    } else {
+      _mm512_mask_storeu_ps(out + pixel * depth, valid, y);
     }
   }
-  float* dst = reinterpret_cast<float*>(output) + t.pixel * p.out_depth + t.oc0;
-  _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << t.valid) - 1), y);
 }
 
 }  // namespace avx512
