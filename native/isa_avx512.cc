@@ -35,6 +35,7 @@
 #define XK_ISA_NAME "avx512"
 #define XK_HAS_FAST_QUANTIZE 1
 #define XK_HAS_FAST_TRANSFORM_ROWS 1
+#define XK_HAS_MICRO_KERNEL_ROWS 1
 
 namespace xk {
 namespace avx512 {
@@ -47,14 +48,15 @@ XK_TARGET inline __m512i CountStep(__m512i acc, __m512i a, __m512i b) {
   return _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(a, b)));
 }
 
-XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, int k64,
-                                  int32_t (*acc)[16]) {
-  __m512i s[kMicroRows][2];
-  for (int r = 0; r < kMicroRows; ++r) s[r][0] = s[r][1] = _mm512_setzero_si512();
+template <int kRows>
+XK_TARGET inline void MicroKernelOf(const uint64_t* const* a, const uint64_t* b, int k64,
+                                    int32_t (*acc)[16]) {
+  __m512i s[kRows][2];
+  for (int r = 0; r < kRows; ++r) s[r][0] = s[r][1] = _mm512_setzero_si512();
   for (int k = 0; k < k64; ++k) {
     const __m512i b0 = _mm512_loadu_si512(b + k * 16);
     const __m512i b1 = _mm512_loadu_si512(b + k * 16 + 8);
-    for (int r = 0; r < kMicroRows; ++r) {
+    for (int r = 0; r < kRows; ++r) {
       const __m512i av = _mm512_set1_epi64(static_cast<int64_t>(a[r][k]));
       s[r][0] = CountStep(s[r][0], av, b0);
       s[r][1] = CountStep(s[r][1], av, b1);
@@ -63,10 +65,30 @@ XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, i
   // Sums are < 2^31 (depth < 2^25 words): narrow each 64-bit lane to 32 bits. One 512-bit
   // store per row, so that the transform's 512-bit load of it is forwarded from the store
   // (two 256-bit stores read back as one 512-bit load would stall the load).
-  for (int r = 0; r < kMicroRows; ++r) {
+  for (int r = 0; r < kRows; ++r) {
     const __m512i both = _mm512_inserti64x4(
         _mm512_castsi256_si512(_mm512_cvtepi64_epi32(s[r][0])), _mm512_cvtepi64_epi32(s[r][1]), 1);
     _mm512_store_si512(acc[r], both);
+  }
+}
+
+XK_TARGET inline void MicroKernel(const uint64_t* const* a, const uint64_t* b, int k64,
+                                  int32_t (*acc)[16]) {
+  MicroKernelOf<kMicroRows>(a, b, k64, acc);
+}
+
+// The first n < kMicroRows rows only (a block's last rows; a dense layer's single pixel,
+// where 8 rows would count the same pixel 8 times): the smallest kernel that covers them.
+XK_TARGET inline void MicroKernelRows(const uint64_t* const* a, const uint64_t* b, int k64,
+                                      int32_t (*acc)[16], int n) {
+  if (n == 1) {
+    MicroKernelOf<1>(a, b, k64, acc);
+  } else if (n == 2) {
+    MicroKernelOf<2>(a, b, k64, acc);
+  } else if (n <= 4) {
+    MicroKernelOf<4>(a, b, k64, acc);
+  } else {
+    MicroKernelOf<kMicroRows>(a, b, k64, acc);
   }
 }
 
