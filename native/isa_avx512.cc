@@ -36,6 +36,7 @@
 #define XK_HAS_FAST_QUANTIZE 1
 #define XK_HAS_FAST_TRANSFORM_ROWS 1
 #define XK_HAS_MICRO_KERNEL_ROWS 1
+#define XK_HAS_FAST_COPY_RUN 1
 
 namespace xk {
 namespace avx512 {
@@ -89,6 +90,15 @@ XK_TARGET inline void MicroKernelRows(const uint64_t* const* a, const uint64_t* 
     MicroKernelOf<4>(a, b, k64, acc);
   } else {
     MicroKernelOf<kMicroRows>(a, b, k64, acc);
+  }
+}
+
+// A run of n contiguous 32-bit words of the receptive field (see GatherRow), 16 words per
+// masked load and store: no scalar tail, and no byte is read or written outside the run.
+XK_TARGET inline void FastCopyRun(const uint32_t* src, int n, uint32_t* dst) {
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 m = static_cast<__mmask16>(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+    _mm512_mask_storeu_epi32(dst + i, m, _mm512_maskz_loadu_epi32(m, src + i));
   }
 }
 
