@@ -73,13 +73,19 @@ def bench_network(name, photos, thread_counts, rounds):
     fp32 = twin_flatbuffers(model, int8=False)["float32"]
     shape = (1, *model.input_shape[1:])
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    result = {}
+    # Every thread count in the same rounds, so that a drift of the machine's speed during
+    # the run (these are shared machines) does not enter the thread ratios.
+    runners = []
     for threads in thread_counts:
-        runners = [("float layers float", make_interpreter(plain, "native", num_threads=threads)),
-                   ("float layers int8", make_interpreter(int8, "native", num_threads=threads)),
-                   ("fp32 twin", make_interpreter(fp32, "tflite", num_threads=threads))]
-        times = time_interleaved(runners, x, runs=rounds, warmup=3)
-        result[threads] = {label: 1e3 * float(np.median(t)) for label, t in times.items()}
+        runners += [((threads, "float layers float"),
+                     make_interpreter(plain, "native", num_threads=threads)),
+                    ((threads, "float layers int8"),
+                     make_interpreter(int8, "native", num_threads=threads)),
+                    ((threads, "fp32 twin"), make_interpreter(fp32, "tflite", num_threads=threads))]
+    times = time_interleaved(runners, x, runs=rounds, warmup=3)
+    result = {threads: {} for threads in thread_counts}
+    for (threads, label), t in times.items():
+        result[threads][label] = 1e3 * float(np.median(t))
     return result
 
 
@@ -102,6 +108,7 @@ def main(argv):
              "| × vs fp32 (float) | × vs fp32 (int8) | int8 gain |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     photos = photo_dir()
+    notes = []
     for name in FLAGS.models:
         result = bench_network(name, photos, thread_counts, FLAGS.rounds)
         for threads, ms in result.items():
@@ -111,14 +118,15 @@ def main(argv):
                    f"{fp32 / plain:.2f} | {fp32 / int8:.2f} | {plain / int8:.2f}× |")
             print(row, flush=True)
             lines.append(row)
-        if 1 in result and len(result) > 1:
-            for threads in result:
-                if threads != 1:
-                    note = (f"{NETWORKS[name]}: {threads} threads vs 1, float layers float "
-                            f"{result[1]['float layers float'] / result[threads]['float layers float']:.2f}×, "
-                            f"int8 {result[1]['float layers int8'] / result[threads]['float layers int8']:.2f}×")
-                    print(note, flush=True)
-                    lines.append(f"\n{note}")
+        for threads in result if 1 in result else ():
+            if threads != 1:
+                note = (f"{NETWORKS[name]}: {threads} threads vs 1, float layers float "
+                        f"{result[1]['float layers float'] / result[threads]['float layers float']:.2f}×, "
+                        f"int8 {result[1]['float layers int8'] / result[threads]['float layers int8']:.2f}×")
+                print(note, flush=True)
+                notes.append(note)
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
     write_results(lines, FLAGS.output_dir)
 
 

@@ -355,24 +355,25 @@ BConvSplit BConvSplitFor(const BConvLayout& p, int threads) {
   sp.task_pixels = p.block_pixels;
   sp.blocks = (pixels + p.block_pixels - 1) / p.block_pixels;
   sp.panels = p.spec.groups * p.panels_per_group;
-  // Enough tasks to balance the threads: first smaller pixel blocks (down to 8 micro-kernel
-  // rows), then, when there are still few, split the channel panels — each chunk of a
-  // block gathers the block's im2col rows again, so panels split last. Bitpacked output
+  // Enough tasks to balance the threads: first smaller pixel blocks (down to one micro-kernel
+  // call's rows), then, when there are still few, split the channel panels — each chunk of
+  // a block gathers the block's im2col rows again, so panels split last. Bitpacked output
   // splits only at word boundaries (2 panels), and only when panels of a group start on a
   // word.
-  if (threads > 1 && sp.blocks < 4 * int64_t{threads}) {
+  if (threads > 1 && sp.blocks < kTasksPerThread * int64_t{threads}) {
     const int64_t micro = p.micro_rows;
-    const int64_t want = (pixels + 4 * threads - 1) / (4 * threads);
+    const int64_t tasks = int64_t{kTasksPerThread} * threads;
+    const int64_t want = (pixels + tasks - 1) / tasks;
     int64_t task = (want + micro - 1) / micro * micro;
-    task = task < 8 * micro ? 8 * micro : task;
+    task = task < micro ? micro : task;
     if (task < sp.task_pixels) {
       sp.task_pixels = static_cast<int>(task);
       sp.blocks = (pixels + task - 1) / task;
     }
   }
   int chunks = 1;
-  if (threads > 1 && sp.blocks < 4 * int64_t{threads}) {
-    const int64_t want = (4 * int64_t{threads} + sp.blocks - 1) / sp.blocks;
+  if (threads > 1 && sp.blocks < kTasksPerThread * int64_t{threads}) {
+    const int64_t want = (kTasksPerThread * int64_t{threads} + sp.blocks - 1) / sp.blocks;
     chunks = static_cast<int>(want < sp.panels ? want : sp.panels);
   }
   int per_chunk = (sp.panels + chunks - 1) / chunks;

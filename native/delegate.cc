@@ -89,7 +89,7 @@ struct DelegateState {
   int threads_used = 1;
   std::atomic<int64_t> invocations{0};
   std::atomic<int64_t> nanoseconds{0};  // spent in our kernels
-  std::map<int, std::unique_ptr<ThreadPool>> pools;  // by thread count, shared by kernels
+  std::map<int, std::shared_ptr<ThreadPool>> pools;  // by thread count (SharedThreadPool)
   std::map<int, NodeProfile> profile;  // by TFLite node index (std::map: stable addresses)
 
   NodeProfile* Profile(int node_index, const char* op, int fused_into = -1) {
@@ -102,8 +102,8 @@ struct DelegateState {
 
   ThreadPool* Pool(int threads) {
     std::lock_guard<std::mutex> lock(mu);
-    std::unique_ptr<ThreadPool>& pool = pools[threads];
-    if (!pool) pool.reset(new ThreadPool(threads));
+    std::shared_ptr<ThreadPool>& pool = pools[threads];
+    if (!pool) pool = SharedThreadPool(threads);
     threads_used = threads;
     return pool.get();
   }

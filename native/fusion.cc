@@ -387,7 +387,7 @@ void KFusion::RunPrologue(Isa isa, const float* u, ThreadPool* pool, KFusionTime
   auto start = std::chrono::steady_clock::now();
   const int64_t rows = int64_t{batch_} * spec_.in_h * spec_.in_w;
   const int threads = pool == nullptr ? 1 : pool->num_threads();
-  const int tasks = static_cast<int>(threads == 1 || rows < 128 ? 1 : 4 * threads);
+  const int tasks = threads == 1 || rows < 128 ? 1 : kTasksPerThread * threads;
   if (tasks == 1) {
     RowsTask(isa, u, 0, rows);
   } else {

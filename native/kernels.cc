@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -105,11 +108,18 @@ static const IsaOps& OpsFor(Isa isa) {
 
 // ------------------------------------------------------------- threads, scratch ---
 
-// Workers and the caller spin on atomics for a short while (kSpinIterations pauses, tens of
-// microseconds) before they block on a condition variable: a network's kernels follow each
-// other microseconds apart, and a futex wake-up per kernel costs as much as a small kernel.
-// The spin is short because TFLite's own thread pool (XNNPACK) needs the cores in between.
-constexpr int kSpinIterations = 4096;
+// How the threads wait. A network's kernels follow each other microseconds to a millisecond
+// apart, with TFLite's own ops (XNNPACK, which has its own worker threads) in between, and a
+// sleeping worker takes tens of microseconds to start after a futex wake-up (more on a
+// virtual machine whose host deschedules an idle vCPU: there, a single 0.1 ms binary layer
+// ran slower on 2 threads than on 1 when each run followed 3 ms of idleness). So a waiting
+// thread first spins on an atomic with pause instructions (kPauseSpin), then keeps polling
+// but calls sched_yield between polls (kYieldSpin), which hands the core to any other
+// runnable thread at once (XNNPACK's worker during a float layer), and only then sleeps on
+// a condition variable. The caller waiting for its workers never sleeps: its wait is as
+// long as the slowest task, and it polls with sched_yield after kPauseSpin.
+constexpr std::chrono::microseconds kPauseSpin{20};
+constexpr std::chrono::microseconds kYieldSpin{2000};
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -119,12 +129,30 @@ inline void CpuRelax() {
 #endif
 }
 
+// Polls done() with pauses for `pause`, then with sched_yield until `total` has passed.
+// Returns whether done() held.
+template <class Done>
+bool Poll(const Done& done, std::chrono::microseconds pause, std::chrono::microseconds total) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      CpuRelax();
+    }
+    const Clock::duration waited = Clock::now() - start;
+    if (waited >= total) return done();
+    if (waited >= pause) std::this_thread::yield();
+  }
+}
+
 struct ThreadPool::State {
   std::mutex run_mu;  // one Run at a time (callers from several threads queue up)
-  std::mutex mu;      // guards the sleeps, not the task fields
-  std::condition_variable work_cv, done_cv;
+  std::mutex mu;      // guards the workers' sleeps, not the task fields
+  std::condition_variable work_cv;
   std::vector<std::thread> workers;
   std::atomic<uint64_t> generation{0};  // released after the task fields are written
+  std::atomic<int> sleepers{0};         // workers inside work_cv.wait (or about to be)
   std::atomic<bool> stop{false};
   std::atomic<int> busy{0};
   void (*call)(const void*, int) = nullptr;
@@ -136,28 +164,29 @@ struct ThreadPool::State {
     for (int i = next.fetch_add(1); i < num_tasks; i = next.fetch_add(1)) call(fn, i);
   }
 
-  // Spins until done(), then sleeps on cv until it holds (cv is notified under mu).
-  template <class Done>
-  void SpinThenWait(std::condition_variable& cv, const Done& done) {
-    for (int i = 0; i < kSpinIterations; ++i) {
-      if (done()) return;
-      CpuRelax();
-    }
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, done);
-  }
-
   // Until generation != seen (or stop). Returns the new generation.
   uint64_t AwaitWork(uint64_t seen) {
-    SpinThenWait(work_cv, [&] {
-      return stop.load(std::memory_order_relaxed) ||
-             generation.load(std::memory_order_acquire) != seen;
-    });
+    const auto ready = [&] {
+      return stop.load(std::memory_order_seq_cst) ||
+             generation.load(std::memory_order_seq_cst) != seen;
+    };
+    if (!Poll(ready, kPauseSpin, kYieldSpin)) {
+      std::unique_lock<std::mutex> lock(mu);
+      // seq_cst on both sides (here and in Wake) so that either this thread sees the new
+      // generation or the caller sees sleepers > 0 and notifies under mu.
+      sleepers.fetch_add(1, std::memory_order_seq_cst);
+      work_cv.wait(lock, ready);
+      sleepers.fetch_sub(1, std::memory_order_relaxed);
+    }
     return generation.load(std::memory_order_acquire);
   }
 
-  void AwaitDone() {
-    SpinThenWait(done_cv, [&] { return busy.load(std::memory_order_acquire) == 0; });
+  // Publishes a new generation (or stop) and wakes the workers that sleep.
+  void Wake() {
+    if (sleepers.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard<std::mutex> lock(mu);
+      work_cv.notify_all();
+    }
   }
 };
 
@@ -171,21 +200,18 @@ ThreadPool::ThreadPool(int num_threads)
         seen = s->AwaitWork(seen);
         if (s->stop.load()) return;
         s->Drain();
-        if (s->busy.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          std::lock_guard<std::mutex> lock(s->mu);  // pairs with AwaitDone's predicate check
-          s->done_cv.notify_one();
-        }
+        s->busy.fetch_sub(1, std::memory_order_release);
       }
     });
   }
 }
 
 ThreadPool::~ThreadPool() {
+  state_->stop.store(true, std::memory_order_seq_cst);
   {
     std::lock_guard<std::mutex> lock(state_->mu);
-    state_->stop.store(true);
+    state_->work_cv.notify_all();
   }
-  state_->work_cv.notify_all();
   for (auto& w : state_->workers) w.join();
 }
 
@@ -201,13 +227,26 @@ void ThreadPool::RunImpl(int num_tasks, void (*call)(const void*, int), const vo
   s->num_tasks = num_tasks;
   s->next.store(0, std::memory_order_relaxed);
   s->busy.store(static_cast<int>(s->workers.size()), std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(s->mu);  // pairs with AwaitWork's predicate check
-    s->generation.fetch_add(1, std::memory_order_release);
-  }
-  s->work_cv.notify_all();
+  s->generation.fetch_add(1, std::memory_order_seq_cst);
+  s->Wake();
   s->Drain();
-  s->AwaitDone();
+  const auto done = [s] { return s->busy.load(std::memory_order_acquire) == 0; };
+  while (!Poll(done, kPauseSpin, std::chrono::microseconds{1000000})) {
+  }
+}
+
+std::shared_ptr<ThreadPool> SharedThreadPool(int num_threads) {
+  static std::mutex mu;
+  static std::map<int, std::weak_ptr<ThreadPool>>* pools =
+      new std::map<int, std::weak_ptr<ThreadPool>>;  // never destroyed: used until exit
+  const int n = std::max(1, num_threads);
+  std::lock_guard<std::mutex> lock(mu);
+  std::shared_ptr<ThreadPool> pool = (*pools)[n].lock();
+  if (!pool) {
+    pool = std::make_shared<ThreadPool>(n);
+    (*pools)[n] = pool;
+  }
+  return pool;
 }
 
 namespace internal {
@@ -293,7 +332,8 @@ void BMaxPool(Isa isa, const BMaxPoolSpec& spec, const int32_t* in, int32_t* out
     ops.bmaxpool_rows(spec, oh, ow, pad_top, pad_left, in, out, 0, rows);
     return;
   }
-  const int tasks = static_cast<int>(std::min<int64_t>(rows, 4 * pool->num_threads()));
+  const int tasks =
+      static_cast<int>(std::min<int64_t>(rows, kTasksPerThread * pool->num_threads()));
   pool->Run(tasks, [&](int t) {
     ops.bmaxpool_rows(spec, oh, ow, pad_top, pad_left, in, out, rows * t / tasks,
                       rows * (t + 1) / tasks);

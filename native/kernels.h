@@ -58,6 +58,11 @@ class ThreadPool {
   std::unique_ptr<State> state_;
 };
 
+// The process-wide pool of `num_threads` threads, shared by every delegate that asks for
+// that count while one of them holds it: two interpreters in one process (say a model's float
+// and int8 variants) then do not keep two sets of workers polling for work on the same cores.
+std::shared_ptr<ThreadPool> SharedThreadPool(int num_threads);
+
 inline int BitpackedWords(int channels) { return (channels + 31) / 32; }
 
 // LceQuantize: `rows` x `cols` values -> `rows` x BitpackedWords(cols) words; a bit is 1
