@@ -85,8 +85,12 @@ def main():
     parser.add_argument("--kernels", default="portable,vpshufb,avx512",
                         help="comma-separated: portable, vpshufb (AVX2), harley_seal (AVX2), "
                              "avx512 (VPOPCNTDQ)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of the kernels' pool (the peak loops run on one)")
     parser.add_argument("--build_dir", default=BUILD_DIR)
     args = parser.parse_args()
+    if args.threads < 1:
+        sys.exit(f"error: --threads must be >= 1. Received: {args.threads}")
     from benchmarks.bench_kernels import LAYERS  # not at the top: bench_kernels imports us
 
     os.makedirs(args.build_dir, exist_ok=True)
@@ -96,7 +100,7 @@ def main():
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     sys.stdout.flush()
     result = subprocess.run([str(binary), "--rounds", str(args.rounds), "--kernels", args.kernels,
-                             *layers], capture_output=True, text=True)
+                             "--threads", str(args.threads), *layers], capture_output=True, text=True)
     print(result.stdout, end="")
     if result.returncode != 0:
         sys.exit(result.stderr)

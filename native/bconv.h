@@ -136,7 +136,7 @@ BConvScratch BConvScratchIn(const BConvLayout& layout, void* scratch);
 // Tasks per thread that a parallel op aims for: with dynamic scheduling, the threads finish
 // within about one task of each other, so more tasks waste less time at the end of an op,
 // fewer cost less per-task overhead (a block's im2col rows are gathered per chunk).
-constexpr int kTasksPerThread = 8;
+constexpr int kTasksPerThread = 4;
 
 // Step 3: tasks = blocks x chunks; task t is pixel block t / chunks and the channel panels
 // [c * per_chunk, min(panels, (c + 1) * per_chunk)) with c = t % chunks. With more than one

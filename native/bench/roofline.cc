@@ -3,8 +3,9 @@
 // the best XNOR+popcount rate on 64-bit words with both operands in L1, for scalar popcnt,
 // the vpshufb nibble lookup (plain and with operands pre-split into nibbles as the AVX2
 // kernel stores them), Harley-Seal carry-save accumulation and AVX-512 vpopcntq, and times the real kernels
-// (xk::RunBConv, one thread) on the layers given on the command line:
-//   roofline [--rounds N] [--kernels portable,vpshufb,harley_seal,avx512] NAME:SIZE:CHANNELS ...
+// (xk::RunBConv, one thread unless --threads says more) on the layers given on the command line:
+//   roofline [--rounds N] [--threads T] [--kernels portable,vpshufb,harley_seal,avx512]
+//            NAME:SIZE:CHANNELS ...
 // vpshufb and harley_seal are the two AVX2 popcount variants (internal::SetAvx2Popcount),
 // avx512 the AVX-512 VPOPCNTDQ kernel (isa_avx512.cc; its peak loop and kernel run only
 // where the CPU and OS support it, otherwise the run says why).
@@ -277,12 +278,19 @@ struct Layer {
 
 int main(int argc, char** argv) {
   int rounds = 7;
+  int threads = 1;
   std::vector<std::string> kernel_names = {"portable", "vpshufb", "avx512"};
   std::vector<Layer> layers;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--rounds" && i + 1 < argc) {
       rounds = std::atoi(argv[++i]);
+    } else if (arg == "--threads" && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
+      if (threads < 1 || threads > 256) {
+        std::fprintf(stderr, "--threads must be in [1, 256]. Received: %s\n", argv[i]);
+        return 2;
+      }
     } else if (arg == "--kernels" && i + 1 < argc) {
       kernel_names.clear();
       std::string s = argv[++i];
@@ -373,7 +381,7 @@ int main(int argc, char** argv) {
   std::vector<std::vector<double>> peak_t(peaks.size());
   std::vector<std::vector<std::vector<double>>> kern_t(
       layers.size(), std::vector<std::vector<double>>(kernels.size()));
-  xk::ThreadPool pool(1);
+  xk::ThreadPool pool(threads);
   for (int r = 0; r < rounds; ++r) {
     for (size_t p = 0; p < peaks.size(); ++p) {
       peak_t[p].push_back(SecondsPerCall([&] { g_sink = peaks[p]->fn(peak_reps); }, 0.03));
@@ -401,7 +409,8 @@ int main(int argc, char** argv) {
   }
   std::printf("  best               %7.2f G words/s = %6.1f G binary MAC/s (best without "
               "AVX-512: %.2f G words/s)\n", best / 1e9, best * 64 / 1e9, best_avx2 / 1e9);
-  std::printf("\nkernels (3x3 stride 1 SAME, float output, 1 thread, median ms; share of best peak):\n");
+  std::printf("\nkernels (3x3 stride 1 SAME, float output, %d thread(s), median ms; share of %d x "
+              "the best 1-thread peak):\n", threads, threads);
   std::printf("  %-12s", "layer");
   for (const Kernel& k : kernels) std::printf(" %12s %6s", k.name.c_str(), "share");
   std::printf("\n");
@@ -413,7 +422,7 @@ int main(int argc, char** argv) {
     std::printf("  %-12s", layers[li].name.c_str());
     for (size_t ki = 0; ki < kernels.size(); ++ki) {
       const double t = Median(kern_t[li][ki]);
-      std::printf(" %9.3f ms %5.1f%%", t * 1e3, 100 * layers[li].macs / 64 / t / best);
+      std::printf(" %9.3f ms %5.1f%%", t * 1e3, 100 * layers[li].macs / 64 / t / best / threads);
     }
     for (size_t ki = 0; ki < kernels.size(); ++ki) {
       if (ki == base) continue;
