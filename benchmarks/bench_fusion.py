@@ -25,7 +25,8 @@ import xnor_keras  # noqa: E402,F401  (legacy Keras before TensorFlow)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from deploy.bench import cpu_name as _cpu_name, time_interleaved, write_results  # noqa: E402
+from deploy.bench import (CpuTimes, cpu_name as _cpu_name, time_interleaved,  # noqa: E402
+                          write_results)
 from deploy.convert import convert_model  # noqa: E402
 from deploy.native import make_interpreter  # noqa: E402
 from xnor_keras import models  # noqa: E402
@@ -68,6 +69,7 @@ def main(argv):
               f"medians of {FLAGS.rounds} interleaved rounds, load average before "
               f"{os.getloadavg()[0]:.2f}")
     print(header, flush=True)
+    cpu_times = CpuTimes.read()
     lines = [header, "",
              "| network | K on, fused ms | K on, unfused ms | fused speedup (K on) | "
              "K off, fused ms | K off, unfused ms | K on / K off (fused) |",
@@ -79,7 +81,7 @@ def main(argv):
                f"{ms[False, False]:.3f} | {ms[True, True] / ms[False, True]:.2f}× |")
         print(row, flush=True)
         lines.append(row)
-    write_results(lines, FLAGS.output_dir)
+    write_results(lines, FLAGS.output_dir, cpu_times_before=cpu_times)
 
 
 if __name__ == "__main__":

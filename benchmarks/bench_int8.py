@@ -29,8 +29,8 @@ import xnor_keras  # noqa: E402,F401  (legacy Keras before TensorFlow)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from deploy.bench import (cpu_name as _cpu_name, time_interleaved, twin_flatbuffers,  # noqa: E402
-                          write_results)
+from deploy.bench import (CpuTimes, cpu_name as _cpu_name, time_interleaved,  # noqa: E402
+                          twin_flatbuffers, write_results)
 from deploy.convert import convert_model  # noqa: E402
 from deploy.runtime import make_interpreter  # noqa: E402
 from xnor_keras import models  # noqa: E402
@@ -103,6 +103,7 @@ def main(argv):
     header = (f"CPU: {_cpu_name()} ({os.cpu_count()} cores), medians of {FLAGS.rounds} "
               f"interleaved rounds, load average before {os.getloadavg()[0]:.2f}")
     print(header, flush=True)
+    cpu_times = CpuTimes.read()
     lines = [header, "",
              "| network | threads | float layers float ms | float layers int8 ms | fp32 twin ms "
              "| × vs fp32 (float) | × vs fp32 (int8) | int8 gain |",
@@ -127,7 +128,7 @@ def main(argv):
                 notes.append(note)
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
-    write_results(lines, FLAGS.output_dir)
+    write_results(lines, FLAGS.output_dir, cpu_times_before=cpu_times)
 
 
 if __name__ == "__main__":

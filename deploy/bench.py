@@ -34,9 +34,48 @@ import numpy as np
 from deploy.artifacts import load_tflite, read_metadata
 from deploy.errors import DeployError
 
-__all__ = ["cpu_name", "BenchResult", "float_twin", "twin_flatbuffers", "time_interleaved", "bench_file",
+__all__ = ["cpu_name", "CpuTimes", "steal_share", "BenchResult", "float_twin", "twin_flatbuffers", "time_interleaved", "bench_file",
            "ProfileResult", "profile_flatbuffer", "profile_file", "one_op_model", "sub_model",
            "pad_conv_pairs", "is_box_filter", "op_class", "write_results"]
+
+@dataclasses.dataclass(frozen=True)
+class CpuTimes:
+    """The machine's CPU time counters, summed over its CPUs (the ``cpu`` line of
+    ``/proc/stat``, in clock ticks): ``total`` of all states, ``steal`` the time a hypervisor
+    ran other guests while this one's virtual CPUs wanted to run."""
+
+    total: int
+    steal: int
+
+    @classmethod
+    def read(cls, path: str = "/proc/stat") -> "CpuTimes | None":
+        """The counters now, or None where ``path`` is missing or has no ``cpu`` line."""
+        try:
+            with open(path) as f:
+                for line in f:
+                    fields = line.split()
+                    if fields and fields[0] == "cpu":
+                        # user nice system idle iowait irq softirq steal [guest guest_nice]:
+                        # guest time is already counted in user/nice.
+                        values = [int(v) for v in fields[1:9]]
+                        return cls(total=sum(values), steal=values[7] if len(values) > 7 else 0)
+        except (OSError, ValueError):
+            pass
+        return None
+
+
+def steal_share(before: "CpuTimes | None", after: "CpuTimes | None") -> "float | None":
+    """Share of the machine's CPU time stolen by the hypervisor between two readings
+    (Δsteal / Δtotal), None without both readings or without elapsed ticks. On a shared
+    virtual machine a few percent already move 2-thread timings more than 1-thread ones.
+
+    >>> steal_share(CpuTimes(total=1000, steal=10), CpuTimes(total=1200, steal=30))
+    0.1
+    """
+    if before is None or after is None or after.total <= before.total:
+        return None
+    return (after.steal - before.steal) / (after.total - before.total)
+
 
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), for the figures benchmarks print."""
@@ -52,8 +91,9 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def write_results(lines, output_dir) -> str:
-    """Ends a benchmark's report: appends (and prints) the load average after timing and
+def write_results(lines, output_dir, *, cpu_times_before: "CpuTimes | None" = None) -> str:
+    """Ends a benchmark's report: appends (and prints) the load average after timing — and,
+    given the `CpuTimes` read before timing, the hypervisor's steal share since then — and
     writes ``lines`` to ``output_dir/results.md`` atomically; returns that path.
 
     >>> import tempfile
@@ -64,7 +104,11 @@ def write_results(lines, output_dir) -> str:
     """
     from xnor_keras.io import atomic_write
 
-    lines.append(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    after = f"\nload average after: {os.getloadavg()[0]:.2f}"
+    stolen = steal_share(cpu_times_before, CpuTimes.read())
+    if stolen is not None:
+        after += f"; CPU time stolen by the hypervisor during the run: {100 * stolen:.1f}%"
+    lines.append(after)
     print(lines[-1].strip())
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "results.md")

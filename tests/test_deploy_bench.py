@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deploy.bench import (bench_file, float_twin, one_op_model, op_class, pad_conv_pairs, sub_model,
-                          twin_flatbuffers)
+from deploy.bench import (CpuTimes, bench_file, float_twin, one_op_model, op_class,
+                          pad_conv_pairs, steal_share, sub_model, twin_flatbuffers)
 from deploy.errors import DeployError
 from deploy.tflite_model import TFLiteModel
 from xnor_keras.layers import XnorConv2D, XnorDense
@@ -145,3 +145,22 @@ def test_bench_against_times_another_file_in_the_same_rounds(xnor_tflite, tmp_pa
     with pytest.raises(DeployError, match="--against .*other.tflite: input"):
         bench_file(xnor_tflite[0], runs=1, runtime="lce", int8=False, progress=False,
                    against=[tmp_path / "other.tflite"])
+
+
+def test_cpu_times_read_the_cpu_line_of_proc_stat(tmp_path):
+    # /proc/stat's aggregate line: user nice system idle iowait irq softirq steal guest
+    # guest_nice (proc(5)); guest time is part of user, so it is not added again.
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 5 30 800 10 1 2 52 40 0\ncpu0 50 2 15 400 5 0 1 26 20 0\n")
+    assert CpuTimes.read(str(stat)) == CpuTimes(total=100 + 5 + 30 + 800 + 10 + 1 + 2 + 52,
+                                                steal=52)
+    later = CpuTimes(total=1000 + 400, steal=52 + 20)
+    assert steal_share(CpuTimes.read(str(stat)), later) == pytest.approx(20 / 400)
+
+
+def test_cpu_times_without_proc_stat_give_no_steal_share(tmp_path):
+    assert CpuTimes.read(str(tmp_path / "missing")) is None
+    (tmp_path / "odd").write_text("intr 1 2 3\n")
+    assert CpuTimes.read(str(tmp_path / "odd")) is None
+    assert steal_share(None, CpuTimes(total=10, steal=1)) is None
+    assert steal_share(CpuTimes(total=10, steal=1), CpuTimes(total=10, steal=1)) is None
