@@ -11,8 +11,9 @@
 // counted with `vpopcntq` into 64-bit lanes. Per 512 bits that is 1 xor + 1 popcount +
 // 1 add, against 2 xor + 2 shuffle + 2 add per 256 bits for the AVX2 vpshufb kernel, and
 // the 64-bit sums never overflow, so there is no periodic widening. The output transform
-// handles a whole 16-channel panel per instruction, for all rows of a micro-kernel call (float and bitpacked output; int8 uses
-// the generic transform, whose std::round has no AVX-512 equivalent).
+// handles a whole 16-channel panel per instruction, for all rows of a micro-kernel call
+// (float and bitpacked output; int8 uses the generic transform, whose std::round has no
+// AVX-512 equivalent).
 #include "isa.h"
 #include "kernels.h"
 #include "scratch.h"
