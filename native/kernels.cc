@@ -181,7 +181,7 @@ struct ThreadPool::State {
     return generation.load(std::memory_order_acquire);
   }
 
-  // Publishes a new generation (or stop) and wakes the workers that sleep.
+  // After a new generation (or stop) was published: wakes the workers that sleep.
   void Wake() {
     if (sleepers.load(std::memory_order_seq_cst) > 0) {
       std::lock_guard<std::mutex> lock(mu);

@@ -61,6 +61,7 @@ class ThreadPool {
 // The process-wide pool of `num_threads` threads, shared by every delegate that asks for
 // that count while one of them holds it: two interpreters in one process (say a model's float
 // and int8 variants) then do not keep two sets of workers polling for work on the same cores.
+// Interpreters invoked at the same time from different threads take turns per kernel.
 std::shared_ptr<ThreadPool> SharedThreadPool(int num_threads);
 
 inline int BitpackedWords(int channels) { return (channels + 31) / 32; }
