@@ -119,13 +119,15 @@ def main(argv):
                    f"{fp32 / plain:.2f} | {fp32 / int8:.2f} | {plain / int8:.2f}× |")
             print(row, flush=True)
             lines.append(row)
-        for threads in result if 1 in result else ():
-            if threads != 1:
-                note = (f"{NETWORKS[name]}: {threads} threads vs 1, float layers float "
-                        f"{result[1]['float layers float'] / result[threads]['float layers float']:.2f}×, "
-                        f"int8 {result[1]['float layers int8'] / result[threads]['float layers int8']:.2f}×")
-                print(note, flush=True)
-                notes.append(note)
+        one = result.get(1)
+        for threads, ms in result.items():
+            if one is None or threads == 1:
+                continue
+            note = (f"{NETWORKS[name]}: {threads} threads vs 1, float layers float "
+                    f"{one['float layers float'] / ms['float layers float']:.2f}×, "
+                    f"int8 {one['float layers int8'] / ms['float layers int8']:.2f}×")
+            print(note, flush=True)
+            notes.append(note)
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     write_results(lines, FLAGS.output_dir, cpu_times_before=cpu_times)

@@ -100,7 +100,8 @@ def main():
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     sys.stdout.flush()
     result = subprocess.run([str(binary), "--rounds", str(args.rounds), "--kernels", args.kernels,
-                             "--threads", str(args.threads), *layers], capture_output=True, text=True)
+                             "--threads", str(args.threads), *layers],
+                            capture_output=True, text=True)
     print(result.stdout, end="")
     if result.returncode != 0:
         sys.exit(result.stderr)

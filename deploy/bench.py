@@ -34,9 +34,11 @@ import numpy as np
 from deploy.artifacts import load_tflite, read_metadata
 from deploy.errors import DeployError
 
-__all__ = ["cpu_name", "CpuTimes", "steal_share", "BenchResult", "float_twin", "twin_flatbuffers", "time_interleaved", "bench_file",
-           "ProfileResult", "profile_flatbuffer", "profile_file", "one_op_model", "sub_model",
-           "pad_conv_pairs", "is_box_filter", "op_class", "write_results"]
+__all__ = ["cpu_name", "CpuTimes", "steal_share", "BenchResult", "float_twin", "twin_flatbuffers",
+           "time_interleaved", "bench_file", "ProfileResult", "profile_flatbuffer", "profile_file",
+           "one_op_model", "sub_model", "pad_conv_pairs", "is_box_filter", "op_class",
+           "write_results"]
+
 
 @dataclasses.dataclass(frozen=True)
 class CpuTimes:

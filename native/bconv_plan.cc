@@ -360,9 +360,9 @@ BConvSplit BConvSplitFor(const BConvLayout& p, int threads) {
   // a block gathers the block's im2col rows again, so panels split last. Bitpacked output
   // splits only at word boundaries (2 panels), and only when panels of a group start on a
   // word.
-  if (threads > 1 && sp.blocks < kTasksPerThread * int64_t{threads}) {
+  const int64_t tasks = int64_t{kTasksPerThread} * threads;  // the aim
+  if (threads > 1 && sp.blocks < tasks) {
     const int64_t micro = p.micro_rows;
-    const int64_t tasks = int64_t{kTasksPerThread} * threads;
     const int64_t want = (pixels + tasks - 1) / tasks;
     int64_t task = (want + micro - 1) / micro * micro;
     task = task < micro ? micro : task;
@@ -372,8 +372,8 @@ BConvSplit BConvSplitFor(const BConvLayout& p, int threads) {
     }
   }
   int chunks = 1;
-  if (threads > 1 && sp.blocks < kTasksPerThread * int64_t{threads}) {
-    const int64_t want = (kTasksPerThread * int64_t{threads} + sp.blocks - 1) / sp.blocks;
+  if (threads > 1 && sp.blocks < tasks) {
+    const int64_t want = (tasks + sp.blocks - 1) / sp.blocks;
     chunks = static_cast<int>(want < sp.panels ? want : sp.panels);
   }
   int per_chunk = (sp.panels + chunks - 1) / chunks;
