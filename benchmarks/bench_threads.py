@@ -57,8 +57,10 @@ def time_schedules(native, twins, x, rounds):
     for runner in (*native.values(), *twins.values()):
         for _ in range(3):
             runner.run(x)
+    from tqdm import tqdm
+
     times = {(s, t): [] for s in SCHEDULES for t in native}
-    for round_index in range(rounds):
+    for round_index in tqdm(range(rounds), desc="bench", unit="round", leave=False):
         order = list(native) if round_index % 2 else list(native)[::-1]
         for threads in order:
             times[("alone", threads)].append(timed(native[threads]))
