@@ -14,8 +14,9 @@ interpreters (the network's native runtime at 1 and at 2 threads) in the same ro
     python benchmarks/bench_threads.py                          # resnet18, 60 rounds
     python benchmarks/bench_threads.py --model=alexnet --rounds=100
 
-Prints the median ms of each schedule and thread count, the 2-vs-1 ratios, the CPU and the
-share of CPU time the hypervisor stole during the run, and writes ``OUTPUT_DIR/results.md``.
+Prints the median ms of each schedule and thread count, the 2-vs-1 ratios, the CPU, and
+(`deploy.bench.write_results`) the load average and the share of CPU time the hypervisor stole
+during the run, and writes ``OUTPUT_DIR/results.md``.
 """
 
 import os
@@ -30,11 +31,10 @@ import xnor_keras  # noqa: E402,F401  (legacy Keras before TensorFlow)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from deploy.bench import CpuTimes, cpu_name, steal_share, twin_flatbuffers  # noqa: E402
+from deploy.bench import CpuTimes, cpu_name, twin_flatbuffers, write_results  # noqa: E402
 from deploy.convert import convert_model  # noqa: E402
 from deploy.runtime import make_interpreter  # noqa: E402
 from xnor_keras import models  # noqa: E402
-from xnor_keras.io import atomic_write  # noqa: E402
 
 SCHEDULES = ("alone", "after_twins", "after_idle", "streaming")
 STREAM = 5  # runs per streaming burst; the first is not timed
@@ -49,6 +49,8 @@ flags.DEFINE_string("output_dir", "out/bench_threads", "results.md goes here.")
 
 def time_schedules(native, twins, x, rounds):
     """{(schedule, threads): [seconds]}; ``native``/``twins``: {threads: Runner}."""
+    from tqdm import tqdm
+
     def timed(runner):
         start = time.perf_counter()
         runner.run(x)
@@ -57,8 +59,6 @@ def time_schedules(native, twins, x, rounds):
     for runner in (*native.values(), *twins.values()):
         for _ in range(3):
             runner.run(x)
-    from tqdm import tqdm
-
     times = {(s, t): [] for s in SCHEDULES for t in native}
     for round_index in tqdm(range(rounds), desc="bench", unit="round", leave=False):
         order = list(native) if round_index % 2 else list(native)[::-1]
@@ -86,22 +86,19 @@ def main(argv):
     x = np.random.default_rng(0).standard_normal((1, *model.input_shape[1:])).astype(np.float32)
     native = {t: make_interpreter(flatbuffer, "native", num_threads=t) for t in (1, 2)}
     twins = {t: make_interpreter(fp32, "tflite", num_threads=t) for t in (1, 2)}
+    header = (f"CPU: {cpu_name()} ({os.cpu_count()} cores), XNOR {FLAGS.model}, medians of "
+              f"{FLAGS.rounds} rounds, load average before {os.getloadavg()[0]:.2f}")
+    print(header, flush=True)
     before = CpuTimes.read()
     times = time_schedules(native, twins, x, FLAGS.rounds)
-    stolen = steal_share(before, CpuTimes.read())
     ms = {key: 1e3 * float(np.median(v)) for key, v in times.items()}
-    lines = [f"CPU: {cpu_name()} ({os.cpu_count()} cores), XNOR {FLAGS.model}, medians of "
-             f"{FLAGS.rounds} rounds"
-             + ("" if stolen is None else f", {100 * stolen:.1f}% of CPU time stolen by the "
-                                          "hypervisor"), "",
-             "| schedule | 1 thread ms | 2 threads ms | 2 vs 1 |", "|---|---:|---:|---:|"]
+    lines = [header, "", "| schedule | 1 thread ms | 2 threads ms | 2 vs 1 |",
+             "|---|---:|---:|---:|"]
     for s in SCHEDULES:
         lines.append(f"| {s} | {ms[(s, 1)]:.3f} | {ms[(s, 2)]:.3f} | "
                      f"{ms[(s, 1)] / ms[(s, 2)]:.2f}× |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    atomic_write(os.path.join(FLAGS.output_dir, "results.md"), text)
+    print("\n".join(lines[1:]), flush=True)
+    write_results(lines, FLAGS.output_dir, cpu_times_before=before)
 
 
 if __name__ == "__main__":
